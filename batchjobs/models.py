@@ -1,0 +1,729 @@
+"""The Personalize resources.
+
+Asynchronous resources share one status machine, as the service has it:
+
+    CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE
+    CREATE PENDING | CREATE IN_PROGRESS -> CREATE FAILED (failureReason)
+
+A transition is a compare-and-swap UPDATE that wins only when exactly one row changed; the winner
+appends a StatusTransition row, which the detail pages draw as a timeline.
+"""
+
+import json
+import secrets
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils import timezone
+
+from batchjobs import arns, policy, validation
+from batchjobs.errors import (
+    InvalidInputException,
+    JobFailed,
+    LimitExceededException,
+    ResourceAlreadyExistsException,
+    ResourceInUseException,
+)
+from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
+from engine.recipes.catalog import HyperParameterError, UnknownRecipe, get_recipe, input_kind, validate_hyperparameters
+from engine.storage import InvalidS3Path, parse_s3_uri
+
+
+class Status(models.TextChoices):
+    CREATE_PENDING = "CREATE PENDING", "Create pending"
+    CREATE_IN_PROGRESS = "CREATE IN_PROGRESS", "Create in progress"
+    ACTIVE = "ACTIVE", "Active"
+    CREATE_FAILED = "CREATE FAILED", "Create failed"
+
+
+# Which statuses each status may be entered from.
+PREDECESSORS: dict[str, tuple[str, ...]] = {
+    Status.CREATE_IN_PROGRESS: (Status.CREATE_PENDING,),
+    Status.ACTIVE: (Status.CREATE_IN_PROGRESS,),
+    Status.CREATE_FAILED: (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS),
+}
+TERMINAL_STATUSES = (Status.ACTIVE, Status.CREATE_FAILED)
+UNFINISHED_STATUSES = (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS)
+
+
+class StatusTransition(models.Model):
+    """One step of a resource's history: the status entered, when, and why."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.PositiveBigIntegerField()
+    resource = GenericForeignKey("content_type", "object_id")
+    status = models.CharField(max_length=32, choices=Status.choices)
+    at = models.DateTimeField(default=timezone.now)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self):
+        return f"{self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AsyncResource(models.Model):
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.CREATE_PENDING, db_index=True
+    )
+    failure_reason = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    last_updated = models.DateTimeField(default=timezone.now)
+    tags = models.JSONField(default=list, blank=True)
+    transitions = GenericRelation(StatusTransition)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:
+            self._record(self.status, "Created.")
+
+    def _record(self, status: str, message: str) -> None:
+        StatusTransition.objects.create(
+            content_type=ContentType.objects.get_for_model(type(self)),
+            object_id=self.pk,
+            status=status,
+            at=self.last_updated,
+            message=message,
+        )
+
+    def transition(self, to: str, message: str = "", **fields) -> bool:
+        """Move to status `to` if the row is still in one of its predecessors; report whether we won.
+
+        `fields` are saved in the same UPDATE (e.g. failure_reason). A second, racing transition
+        finds the status already changed, updates nothing and returns False.
+        """
+        now = timezone.now()
+        with transaction.atomic():
+            won = (
+                type(self)
+                .objects.filter(pk=self.pk, status__in=PREDECESSORS[to])
+                .update(status=to, last_updated=now, **fields)
+                == 1
+            )
+            if won:
+                self.status, self.last_updated = to, now
+                for name, value in fields.items():
+                    setattr(self, name, value)
+                self._record(to, message)
+        return won
+
+    def start(self) -> bool:
+        return self.transition(Status.CREATE_IN_PROGRESS, "Started.")
+
+    def succeed(self, message: str = "Completed.", **fields) -> bool:
+        return self.transition(Status.ACTIVE, message, **fields)
+
+    def fail(self, reason: str, **fields) -> bool:
+        return self.transition(Status.CREATE_FAILED, reason, failure_reason=reason, **fields)
+
+    def activate_now(self) -> None:
+        """For resources the service creates in moments (dataset groups, datasets, solutions): walk the
+        whole machine at once so their history reads like every other resource's."""
+        self.start()
+        self.succeed()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def save_progress(self, **counts) -> None:
+        """Counters move lastUpdatedDateTime too, so a stalled job shows as stalled."""
+        now = timezone.now()
+        type(self).objects.filter(pk=self.pk).update(last_updated=now, **counts)
+        self.last_updated = now
+        for name, value in counts.items():
+            setattr(self, name, value)
+
+
+class Role(models.Model):
+    """An IAM-style service role: a name, an ARN and a permissions policy over S3 paths."""
+
+    name = models.CharField(max_length=64, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    description = models.CharField(max_length=1000, blank=True)
+    policy = models.JSONField(default=dict)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def create_with_prefixes(cls, name: str, read: list[str], write: list[str], description: str = ""):
+        """Create a role that may read under each `read` S3 prefix and write under each `write` prefix."""
+        validation.check_pattern(name, "roleName", r"[\w+=,.@-]+", max_length=64)
+        document = policy.s3_policy([parse_s3_uri(p) for p in read], [parse_s3_uri(p) for p in write])
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(name=name), "role", name)
+            return cls.objects.create(name=name, arn=arns.role_arn(name), policy=document, description=description)
+
+    def prefixes(self, action: str) -> list[str]:
+        """The s3:// prefixes this role's Allow statements grant `action` on (for display)."""
+        found = []
+        for statement in policy._as_list_of_statements(self.policy):
+            if statement.get("Effect") != "Allow" or action not in policy._as_list(statement.get("Action")):
+                continue
+            for resource in policy._as_list(statement.get("Resource")):
+                if resource.startswith("arn:aws:s3:::"):
+                    found.append("s3://" + resource.removeprefix("arn:aws:s3:::").rstrip("*"))
+        return found
+
+    def allows(self, action: str, uri: str) -> bool:
+        bucket, key = parse_s3_uri(uri)
+        if action == "s3:ListBucket":
+            return policy.is_allowed(self.policy, action, arns.s3_resource_arn(bucket), {"s3:prefix": key})
+        return policy.is_allowed(self.policy, action, arns.s3_resource_arn(bucket, key))
+
+    def require(self, action: str, uri: str) -> None:
+        if not self.allows(action, uri):
+            raise JobFailed(
+                f"Insufficient privileges for accessing data in Amazon S3: the role {self.arn} is not "
+                f"allowed {action} on {uri}. Add that path to the role's policy and create the job again."
+            )
+
+
+class DatasetGroup(AsyncResource):
+    class Domain(models.TextChoices):
+        CUSTOM = "", "Custom"
+        ECOMMERCE = "ECOMMERCE", "E-commerce"
+        VIDEO_ON_DEMAND = "VIDEO_ON_DEMAND", "Video on demand"
+
+    name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    domain = models.CharField(max_length=32, choices=Domain.choices, blank=True)
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.SET_NULL)
+    kms_key_arn = models.CharField(max_length=2048, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("dataset-group", self.name)
+        super().save(*args, **kwargs)
+
+    def dataset(self, dataset_type: str):
+        return self.datasets.filter(dataset_type=dataset_type).first()
+
+    @classmethod
+    def create_validated(cls, name: str, domain: str = "", role_arn: str = "", tags=None) -> "DatasetGroup":
+        validation.check_name(name)
+        if domain:
+            validation.check_enum(domain, "domain", [d for d in cls.Domain.values if d])
+        role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else None
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)
+            group = cls.objects.create(name=name, domain=domain, role=role, tags=tags)
+            group.activate_now()
+        return group
+
+
+class Schema(models.Model):
+    """An Avro record schema, stored as the JSON text the API takes."""
+
+    name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    schema = models.TextField()
+    domain = models.CharField(max_length=32, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    last_updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("schema", self.name)
+        super().save(*args, **kwargs)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f["name"] for f in json.loads(self.schema)["fields"]]
+
+    @classmethod
+    def create_validated(cls, name: str, schema: str, domain: str = "") -> "Schema":
+        validation.check_name(name)
+        validation.check_length(schema, "schema", max_length=20000)
+        try:
+            record = json.loads(schema)
+            fields = record["fields"]
+            names = [f["name"] for f in fields]
+        except (ValueError, TypeError, KeyError):
+            raise InvalidInputException(
+                "Invalid schema: it must be an Avro record, a JSON object with a \"fields\" list of "
+                "{\"name\": ..., \"type\": ...} objects.",
+                field="schema",
+            ) from None
+        if record.get("type") != "record":
+            raise InvalidInputException('Invalid schema: the Avro "type" must be "record".', field="schema")
+        if len(set(names)) != len(names):
+            raise InvalidInputException("Invalid schema: field names must be unique.", field="schema")
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(name=name), "schema", name)
+            return cls.objects.create(name=name, schema=schema, domain=domain)
+
+
+class Dataset(AsyncResource):
+    class Type(models.TextChoices):
+        INTERACTIONS = "INTERACTIONS", "Item interactions"
+        ITEMS = "ITEMS", "Items"
+        USERS = "USERS", "Users"
+
+    name = models.CharField(max_length=63)
+    arn = models.CharField(max_length=256, unique=True)
+    dataset_group = models.ForeignKey(DatasetGroup, related_name="datasets", on_delete=models.CASCADE)
+    schema = models.ForeignKey(Schema, related_name="datasets", on_delete=models.PROTECT)
+    dataset_type = models.CharField(max_length=32, choices=Type.choices)
+    # The validated data of the imports so far, as an engine .npz under ARTIFACT_ROOT.
+    data_file = models.CharField(max_length=1024, blank=True)
+    record_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["dataset_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_group", "dataset_type"], name="one_dataset_per_type"),
+            models.UniqueConstraint(fields=["dataset_group", "name"], name="dataset_name_in_group"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("dataset", f"{self.dataset_group.name}/{self.dataset_type}")
+        super().save(*args, **kwargs)
+
+    # Columns each dataset type must have, as the service requires them in the schema.
+    REQUIRED_FIELDS = {
+        "INTERACTIONS": ("USER_ID", "ITEM_ID", "TIMESTAMP"),
+        "ITEMS": ("ITEM_ID",),
+        "USERS": ("USER_ID",),
+    }
+
+    @classmethod
+    def create_validated(
+        cls, name: str, dataset_group_arn: str, schema_arn: str, dataset_type: str, tags=None
+    ) -> "Dataset":
+        validation.check_name(name)
+        dataset_type = validation.check_enum(dataset_type.upper(), "datasetType", cls.Type.values)
+        group = validation.lookup(DatasetGroup.objects, dataset_group_arn, "datasetGroupArn")
+        schema = validation.lookup(Schema.objects, schema_arn, "schemaArn")
+        missing = [f for f in cls.REQUIRED_FIELDS[dataset_type] if f not in schema.field_names]
+        if missing:
+            raise InvalidInputException(
+                f"Schema {schema.name} cannot be used for a {dataset_type} dataset: it lacks the required "
+                f"field(s) {', '.join(missing)}.",
+                field="schemaArn",
+            )
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            if group.datasets.filter(dataset_type=dataset_type).exists():
+                raise ResourceAlreadyExistsException(
+                    f"Dataset group {group.name} already has a {dataset_type} dataset.", field="datasetType"
+                )
+            _refuse_duplicate(group.datasets.filter(name=name), "dataset", name)
+            dataset = cls.objects.create(
+                name=name, dataset_group=group, schema=schema, dataset_type=dataset_type, tags=tags
+            )
+            dataset.activate_now()
+        return dataset
+
+
+class DatasetImportJob(AsyncResource):
+    class ImportMode(models.TextChoices):
+        FULL = "FULL", "Replace existing data"
+        INCREMENTAL = "INCREMENTAL", "Append to current dataset"
+
+    job_name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    dataset = models.ForeignKey(Dataset, related_name="import_jobs", on_delete=models.CASCADE)
+    data_location = models.CharField(max_length=256)
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.SET_NULL)
+    import_mode = models.CharField(max_length=16, choices=ImportMode.choices, default=ImportMode.FULL)
+    records_imported = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.job_name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("dataset-import-job", self.job_name)
+        super().save(*args, **kwargs)
+
+    @property
+    def rq_job_id(self) -> str:
+        return f"dataset-import-job-{self.pk}"
+
+    @classmethod
+    def create_validated(
+        cls, job_name: str, dataset_arn: str, data_location: str, role_arn: str = "",
+        import_mode: str = "FULL", tags=None,
+    ) -> "DatasetImportJob":
+        validation.check_name(job_name, "jobName")
+        dataset = validation.lookup(Dataset.objects, dataset_arn, "datasetArn")
+        validation.check_length(data_location, "dataSource.dataLocation", max_length=256)
+        try:
+            parse_s3_uri(data_location)
+        except InvalidS3Path:
+            raise InvalidInputException("Invalid Data location.", field="dataSource.dataLocation") from None
+        role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else dataset.dataset_group.role
+        validation.check_enum(import_mode, "importMode", cls.ImportMode.values)
+        if import_mode == cls.ImportMode.INCREMENTAL and not dataset.data_file:
+            raise InvalidInputException(
+                "An INCREMENTAL import needs data from an earlier FULL import; import with FULL first.",
+                field="importMode",
+            )
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
+            job = cls.objects.create(
+                job_name=job_name, dataset=dataset, data_location=data_location, role=role,
+                import_mode=import_mode, tags=tags,
+            )
+            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.import_dataset", job.pk, job.rq_job_id)
+        return job
+
+
+class Solution(AsyncResource):
+    name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    dataset_group = models.ForeignKey(DatasetGroup, related_name="solutions", on_delete=models.CASCADE)
+    recipe_arn = models.CharField(max_length=256)
+    event_type = models.CharField(max_length=256, blank=True)
+    perform_hpo = models.BooleanField(default=False)
+    perform_auto_ml = models.BooleanField(default=False)
+    # We train only on request, so automatic training is recorded but never scheduled.
+    perform_auto_training = models.BooleanField(default=False)
+    # The API's solutionConfig, e.g. {"algorithmHyperParameters": {"hidden_dimension": "64"}}.
+    solution_config = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("solution", self.name)
+        super().save(*args, **kwargs)
+
+    @property
+    def recipe(self):
+        return get_recipe(self.recipe_arn)
+
+    @property
+    def hyperparameters(self) -> dict[str, str]:
+        return dict(self.solution_config.get("algorithmHyperParameters", {}))
+
+    @classmethod
+    def create_validated(
+        cls, name: str, dataset_group_arn: str, recipe_arn: str, event_type: str = "",
+        solution_config: dict | None = None, perform_hpo: bool = False, tags=None,
+    ) -> "Solution":
+        validation.check_name(name)
+        group = validation.lookup(DatasetGroup.objects, dataset_group_arn, "datasetGroupArn")
+        try:
+            recipe = get_recipe(recipe_arn)
+        except UnknownRecipe:
+            raise validation.ResourceNotFoundException(
+                f"Resource Arn {recipe_arn} does not exist.", field="recipeArn"
+            ) from None
+        solution_config = dict(solution_config or {})
+        try:
+            validate_hyperparameters(recipe, solution_config.get("algorithmHyperParameters", {}))
+        except HyperParameterError as exc:
+            raise InvalidInputException(str(exc), field="solutionConfig") from None
+        if event_type:
+            validation.check_length(event_type, "eventType", max_length=256)
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(name=name), "solution", name)
+            solution = cls.objects.create(
+                name=name, dataset_group=group, recipe_arn=recipe.arn, event_type=event_type,
+                solution_config=solution_config, perform_hpo=perform_hpo, tags=tags,
+            )
+            solution.activate_now()
+        return solution
+
+
+def _solution_version_suffix() -> str:
+    return secrets.token_hex(4)
+
+
+class SolutionVersion(AsyncResource):
+    class TrainingMode(models.TextChoices):
+        FULL = "FULL", "Full"
+        UPDATE = "UPDATE", "Update"
+
+    arn = models.CharField(max_length=256, unique=True)
+    name = models.CharField(max_length=63, blank=True)
+    solution = models.ForeignKey(Solution, related_name="versions", on_delete=models.CASCADE)
+    training_mode = models.CharField(max_length=16, choices=TrainingMode.choices, default=TrainingMode.FULL)
+    artifact = models.CharField(max_length=1024, blank=True)
+    artifact_checksum = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    training_hours = models.FloatField(null=True, blank=True)
+    training_started = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.arn.rsplit("/", 1)[-1]
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn(
+            "solution", f"{self.solution.name}/{_solution_version_suffix()}"
+        )
+        super().save(*args, **kwargs)
+
+    @property
+    def version_id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1]
+
+    @property
+    def rq_job_id(self) -> str:
+        return f"solution-version-{self.pk}"
+
+    @classmethod
+    def create_validated(
+        cls, solution_arn: str, training_mode: str = "FULL", name: str = "", tags=None
+    ) -> "SolutionVersion":
+        solution = validation.lookup(Solution.objects, solution_arn, "solutionArn")
+        validation.check_enum(training_mode, "trainingMode", cls.TrainingMode.values)
+        if name:
+            validation.check_name(name)
+        if training_mode == cls.TrainingMode.UPDATE:
+            raise InvalidInputException(
+                "trainingMode UPDATE is not supported yet: create a FULL solution version.", field="trainingMode"
+            )
+        if solution.status != Status.ACTIVE:
+            raise ResourceInUseException(f"Solution {solution.arn} is not ACTIVE.", field="solutionArn")
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 20)
+            version = cls.objects.create(solution=solution, training_mode=training_mode, name=name, tags=tags)
+            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.train_solution_version", version.pk, version.rq_job_id)
+        return version
+
+
+class BatchInferenceJob(AsyncResource):
+    class Mode(models.TextChoices):
+        BATCH_INFERENCE = "BATCH_INFERENCE", "Item recommendations"
+        THEME_GENERATION = "THEME_GENERATION", "Themed recommendations"
+
+    job_name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    solution_version = models.ForeignKey(SolutionVersion, related_name="batch_jobs", on_delete=models.PROTECT)
+    filter_arn = models.CharField(max_length=256, blank=True)
+    num_results = models.PositiveIntegerField(default=25)
+    input_path = models.CharField(max_length=256)
+    input_kms_key_arn = models.CharField(max_length=2048, blank=True)
+    output_path = models.CharField(max_length=256)
+    output_kms_key_arn = models.CharField(max_length=2048, blank=True)
+    role = models.ForeignKey(Role, related_name="batch_jobs", on_delete=models.PROTECT)
+    # The API's batchInferenceJobConfig, e.g. {"itemExplorationConfig": {"explorationWeight": "0.3"}}.
+    config = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=32, choices=Mode.choices, default=Mode.BATCH_INFERENCE)
+    theme_generation_config = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Progress, saved after every chunk.
+    lines_done = models.PositiveBigIntegerField(default=0)
+    lines_failed = models.PositiveBigIntegerField(default=0)
+    input_bytes = models.PositiveBigIntegerField(default=0)
+    input_files = models.JSONField(default=list, blank=True)
+    output_files = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self):
+        return self.job_name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("batch-inference-job", self.job_name)
+        super().save(*args, **kwargs)
+
+    @property
+    def rq_job_id(self) -> str:
+        return f"batch-inference-job-{self.pk}"
+
+    @property
+    def recipe(self):
+        return self.solution_version.solution.recipe
+
+    @property
+    def input_kind(self) -> str:
+        return input_kind(self.recipe.recipe_type)
+
+    @property
+    def exploration_config(self) -> dict[str, str]:
+        return dict(self.config.get("itemExplorationConfig", {}))
+
+    @property
+    def seed(self) -> int:
+        """Exploration noise is seeded from the job so a rerun of the same job is byte-identical."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, self.arn).int % (2**32)
+
+    @classmethod
+    def create_validated(
+        cls, job_name: str, solution_version_arn: str, input_path: str, output_path: str, role_arn: str,
+        num_results: int | None = None, filter_arn: str = "", config: dict | None = None,
+        input_kms_key_arn: str = "", output_kms_key_arn: str = "", mode: str = "BATCH_INFERENCE",
+        tags=None, created_by=None,
+    ) -> "BatchInferenceJob":
+        """Validate like the service, in its order (shapes, references, states, names, quotas), then save
+        the job CREATE PENDING and enqueue it once committed."""
+        validation.check_name(job_name, "jobName")
+        validation.check_arn(solution_version_arn, "solutionVersionArn")
+        validation.check_s3_path(input_path, "jobInput.s3DataSource.path")
+        validation.check_s3_path(output_path, "jobOutput.s3DataDestination.path")
+        for path, member in ((input_path, "jobInput.s3DataSource.path"),
+                             (output_path, "jobOutput.s3DataDestination.path")):
+            try:
+                parse_s3_uri(path)
+            except InvalidS3Path:
+                label = "input" if member.startswith("jobInput") else "output"
+                raise InvalidInputException(f"Invalid S3 {label} path: {path}", field=member) from None
+        validation.check_role_arn(role_arn)
+        num_results = 25 if num_results is None else num_results
+        validation.check_int_range(num_results, "numResults", minimum=1, maximum=500)
+        if input_kms_key_arn:
+            validation.check_kms_key(input_kms_key_arn, "jobInput.s3DataSource.kmsKeyArn")
+        if output_kms_key_arn:
+            validation.check_kms_key(output_kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
+        validation.check_enum(mode, "batchInferenceJobMode", [cls.Mode.BATCH_INFERENCE])
+        config = _validated_job_config(config or {})
+        if filter_arn:
+            validation.check_arn(filter_arn, "filterArn")
+            raise validation.ResourceNotFoundException(f"Resource Arn {filter_arn} does not exist.", field="filterArn")
+        tags = validation.check_tags(tags)
+
+        version = validation.lookup(SolutionVersion.objects.select_related("solution"), solution_version_arn,
+                                    "solutionVersionArn")
+        role = validation.lookup(Role.objects, role_arn, "roleArn")
+        if version.status != Status.ACTIVE:
+            raise ResourceInUseException(
+                f"The solution version {version.arn} is {version.status}; a batch job needs an ACTIVE version.",
+                field="solutionVersionArn",
+            )
+        if input_path.rstrip("/") == output_path.rstrip("/"):
+            raise InvalidInputException(
+                "The output destination must differ from the input source.", field="jobOutput.s3DataDestination.path"
+            )
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch inference job", job_name)
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS)
+            job = cls.objects.create(
+                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+                output_path=output_path, role=role, config=config, input_kms_key_arn=input_kms_key_arn,
+                output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags, created_by=created_by,
+            )
+            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
+        return job
+
+    def output_uri_for(self, input_uri: str) -> str:
+        """`<output prefix>/<input file name>.out`, as the service names outputs."""
+        name = PurePosixPath(parse_s3_uri(input_uri)[1]).name
+        return self.output_path.rstrip("/") + "/" + name + ".out"
+
+
+class AccessKey(models.Model):
+    """An access key pair for the AWS-compatible API, owned by a console user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="access_keys", on_delete=models.CASCADE)
+    access_key_id = models.CharField(max_length=20, unique=True)
+    # SigV4 needs the secret itself to recompute signatures, so it cannot be stored as a one-way hash.
+    secret_access_key = models.CharField(max_length=40)
+    is_active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.access_key_id
+
+    @classmethod
+    def issue(cls, user) -> "AccessKey":
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+        key_id = "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+        return cls.objects.create(user=user, access_key_id=key_id, secret_access_key=secrets.token_urlsafe(30)[:40])
+
+
+
+def _refuse_duplicate(queryset, kind: str, name: str) -> None:
+    if queryset.exists():
+        raise ResourceAlreadyExistsException(f"A {kind} with the name {name} already exists.", field="name")
+
+
+def _refuse_over_limit(unfinished, limit: int) -> None:
+    # The count runs inside the creating transaction; on PostgreSQL two racing creates may both pass,
+    # which the service's own eventual quota check allows too.
+    if unfinished.count() >= limit:
+        raise LimitExceededException(f"More than {limit} resources with PENDING or IN_PROGRESS status.")
+
+
+EXPLORATION_KEYS = {
+    # The API spells them in camelCase; the recipe table in snake_case. Both are accepted.
+    "explorationWeight": "explorationWeight",
+    "exploration_weight": "explorationWeight",
+    "explorationItemAgeCutOff": "explorationItemAgeCutOff",
+    "exploration_item_age_cut_off": "explorationItemAgeCutOff",
+}
+
+
+def _validated_job_config(config: dict) -> dict:
+    unknown = set(config) - {"itemExplorationConfig", "rankingInfluence"}
+    if unknown:
+        raise InvalidInputException(
+            f"Unknown batchInferenceJobConfig member(s): {', '.join(sorted(unknown))}.", field="batchInferenceJobConfig"
+        )
+    exploration = {}
+    for key, value in (config.get("itemExplorationConfig") or {}).items():
+        member = f"batchInferenceJobConfig.itemExplorationConfig.{key}"
+        if key not in EXPLORATION_KEYS:
+            raise InvalidInputException(
+                f"Unknown exploration setting {key!r}: use explorationWeight or explorationItemAgeCutOff.",
+                field=member,
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputException(f"{key} must be a number given as a string; got {value!r}.", field=member) from None
+        canonical = EXPLORATION_KEYS[key]
+        if canonical == "explorationWeight" and not 0 <= number <= 1:
+            raise InvalidInputException(f"explorationWeight={value} is out of range: must be in [0, 1].", field=member)
+        if canonical == "explorationItemAgeCutOff" and number < 1:
+            raise InvalidInputException(
+                f"explorationItemAgeCutOff={value} is out of range: must be at least 1 (day).", field=member
+            )
+        exploration[canonical] = str(value)
+    validated = {}
+    if exploration:
+        validated["itemExplorationConfig"] = exploration
+    if config.get("rankingInfluence"):
+        validated["rankingInfluence"] = dict(config["rankingInfluence"])
+    return validated
