@@ -1,0 +1,344 @@
+"""The batch runner: JSON Lines in, the service's output lines out, in bounded memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+__all__ = [
+    "MAX_ITEM_LIST",
+    "MAX_LINE_BYTES",
+    "BatchStats",
+    "format_score",
+    "iter_lines",
+    "parse_line",
+    "run_batch",
+]
+
+#: Input lines longer than this are answered with an error line instead of being parsed.
+MAX_LINE_BYTES = 64 * 1024
+#: Longest accepted id, as in the datasets.
+MAX_ID_LENGTH = 256
+#: GetPersonalizedRanking's cap on the ranked list, applied to batch ``itemList``.
+MAX_ITEM_LIST = 500
+# How much of an unparseable line is echoed back; the whole line could be 64 KiB of junk.
+_ECHO_CHARS = 1024
+
+_BOM = b"\xef\xbb\xbf"
+
+_EXAMPLES = {
+    "userId": '{"userId": ...}',
+    "userId+itemList": '{"userId": ..., "itemList": [...]}',
+    "itemId": '{"itemId": ...}',
+}
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Counts of one batch run.
+
+    Attributes
+    ----------
+    lines_read : int
+        Input lines, blank ones included.
+    lines_written : int
+        Output lines: one per non-blank input line.
+    lines_failed : int
+        Output lines carrying an error.
+    """
+
+    lines_read: int
+    lines_written: int
+    lines_failed: int
+
+
+def format_score(x: float) -> str:
+    """Format a score like the service: rounded to 7 decimals, printed as Java's Double.toString.
+
+    Parameters
+    ----------
+    x : float
+
+    Returns
+    -------
+    str
+        Plain decimal for ``1e-3 <= |x| < 1e7``, else ``<mantissa>E<exponent>``.
+
+    Examples
+    --------
+    >>> format_score(0.01522384), format_score(0.00037729), format_score(7.17e-05), format_score(1)
+    ('0.0152238', '3.773E-4', '7.17E-5', '1.0')
+    """
+    r = round(float(x), 7)
+    if r != r or r in (float("inf"), float("-inf")):
+        raise ValueError(f"Cannot write a non-finite score: {x!r}")
+    if r == 0.0:
+        return repr(r)  # "0.0" (or "-0.0", as Java prints it)
+    if 1e-3 <= abs(r) < 1e7:
+        # Python's repr is the shortest round-tripping decimal, as Java's is (JDK 19+), and
+        # stays out of exponent notation in this range.
+        return repr(r)
+    sign, digits, exponent = Decimal(repr(r)).as_tuple()
+    while len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    sci_exp = len(digits) + exponent - 1
+    mantissa = str(digits[0]) + "." + ("".join(map(str, digits[1:])) or "0")
+    return ("-" if sign else "") + f"{mantissa}E{sci_exp}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {json.dumps(value)}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "an empty string" if value == "" else "a string"
+
+
+def _check_id(obj: dict, field: str) -> str | None:
+    if field not in obj:
+        return f"Missing required field '{field}'"
+    value = obj[field]
+    if isinstance(value, str) and value:
+        if len(value) > MAX_ID_LENGTH:
+            return f"Field '{field}' is longer than {MAX_ID_LENGTH} characters"
+        return None
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    hint = f'; write it as a string, e.g. "{value}"' if is_number else ""
+    return f"Field '{field}' must be a non-empty string, got {_describe(value)}{hint}"
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
+    """Parse and validate one batch input line.
+
+    Parameters
+    ----------
+    raw : bytes
+        One line, with or without its line ending. A UTF-8 BOM at its start is ignored.
+    input_kind : {"userId", "userId+itemList", "itemId"}
+        What the solution version's recipe takes (see :func:`engine.recipes.input_kind`).
+
+    Returns
+    -------
+    (query, None)
+        For a valid line: the parsed object.
+    (echo, error)
+        For a bad line: what to echo as ``input`` (the parsed value, or the raw text when it is
+        not JSON) and the reason.
+    (None, None)
+        For a blank line, which produces no output.
+    """
+    if input_kind not in _EXAMPLES:
+        raise ValueError(f"Unknown input kind {input_kind!r}")
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        return None, None
+    if len(raw) > MAX_LINE_BYTES:
+        echo = raw[:_ECHO_CHARS].decode("utf-8", "replace")
+        return echo, f"Line is longer than {MAX_LINE_BYTES} bytes"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw[:_ECHO_CHARS].decode("utf-8", "replace"), "Invalid UTF-8"
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        return text[:_ECHO_CHARS], f"Invalid JSON: {e}"
+    except (ValueError, RecursionError) as e:
+        return text[:_ECHO_CHARS], f"Invalid JSON: {e}"
+    if not isinstance(obj, dict):
+        return obj, f"Each line must be a JSON object like {_EXAMPLES[input_kind]}, got {_describe(obj)}"
+
+    for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", ("itemId",))):
+        if foreign in obj and input_kind not in kinds:
+            return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
+    primary = "itemId" if input_kind == "itemId" else "userId"
+    error = _check_id(obj, primary)
+    if error:
+        return obj, error
+    if input_kind == "userId+itemList":
+        items = obj.get("itemList")
+        if items is None:
+            return obj, "Missing required field 'itemList'"
+        if not isinstance(items, list) or not items:
+            return obj, f"Field 'itemList' must be a non-empty array of strings, got {_describe(items)}"
+        if len(items) > MAX_ITEM_LIST:
+            return obj, f"Field 'itemList' has {len(items)} items; at most {MAX_ITEM_LIST} are allowed"
+        if not all(isinstance(i, str) and i for i in items):
+            return obj, "Field 'itemList' must contain only non-empty strings"
+    return obj, None
+
+
+def iter_lines(fileobj: BinaryIO, *, block_size: int = 1 << 20) -> Iterator[bytes]:
+    """Split a binary stream into lines without holding more than one block and one line.
+
+    Splits on ``\\n``, drops a trailing ``\\r`` and drops a UTF-8 BOM at the very start of the
+    file only. A line longer than :data:`MAX_LINE_BYTES` is cut to ``MAX_LINE_BYTES + 1``
+    bytes (the rest is skipped), which :func:`parse_line` reports as too long.
+
+    Parameters
+    ----------
+    fileobj : binary file
+        Anything with ``read(size)``, including a boto3 streaming body.
+    block_size : int
+
+    Yields
+    ------
+    bytes
+    """
+    first = True
+
+    def emit(line: bytes) -> bytes:
+        nonlocal first
+        if first:
+            first = False
+            if line.startswith(_BOM):
+                line = line[len(_BOM) :]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    pending = b""
+    discarding = False
+    while True:
+        block = fileobj.read(block_size)
+        if not block:
+            break
+        if discarding:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            yield emit(pending)
+            pending, block, discarding = b"", block[nl + 1 :], False
+        parts = (pending + block).split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield emit(part)
+        if len(pending) > MAX_LINE_BYTES:
+            pending, discarding = pending[: MAX_LINE_BYTES + 1], True
+    if pending or discarding:
+        yield emit(pending)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(line: str, fallback: Callable[[], str]) -> bytes:
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates ("\ud800" in the input JSON) cannot be written as UTF-8; ASCII
+        # escapes keep the output valid and still echo the input faithfully.
+        return fallback().encode("ascii")
+
+
+def _error_line(echo: Any, error: str) -> bytes:
+    def build(ensure_ascii: bool) -> str:
+        dump = json.dumps(echo, ensure_ascii=ensure_ascii, separators=(",", ":"))
+        reason = json.dumps(error, ensure_ascii=ensure_ascii)
+        return '{"input":' + dump + ',"output":null,"error":' + reason + "}\n"
+
+    return _encode(build(False), lambda: build(True))
+
+
+def _ok_line(query: dict, items: list[str], scores: list[float] | None) -> bytes:
+    def build(ensure_ascii: bool) -> str:
+        dump = json.dumps(query, ensure_ascii=ensure_ascii, separators=(",", ":"))
+        out = '{"input":' + dump + ',"output":{"recommendedItems":'
+        out += json.dumps(items, ensure_ascii=ensure_ascii, separators=(",", ":"))
+        if scores is not None:
+            out += ',"scores":[' + ",".join(map(format_score, scores)) + "]"
+        return out + '},"error":null}\n'
+
+    return _encode(build(False), lambda: build(True))
+
+
+def run_batch(
+    model,
+    lines: Iterable[bytes],
+    out: BinaryIO,
+    *,
+    num_results: int,
+    input_kind: str,
+    chunk_size: int = 2000,
+    exploration: dict | None = None,
+    seed: int = 0,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> BatchStats:
+    """Answer every input line with one output line, in input order, chunk by chunk.
+
+    Parameters
+    ----------
+    model : RecommenderModel
+        A fitted model; ``model.recommend`` is called once per chunk.
+    lines : iterable of bytes
+        Usually :func:`iter_lines` over the input object.
+    out : binary file
+        Receives the output lines (compact JSON, ``input``/``output``/``error``).
+    num_results : int
+        Items per line.
+    input_kind : str
+        Only ``"userId"`` is supported by the current recipes.
+    chunk_size : int, default 2000
+        Non-blank lines per ``recommend`` call; bounds memory.
+    exploration : dict, optional
+        ``exploration_weight`` / ``exploration_item_age_cut_off`` for ``recommend``.
+    seed : int, default 0
+    on_chunk : callable, optional
+        Called as ``on_chunk(lines_written_total, lines_failed_total)`` after each chunk.
+
+    Returns
+    -------
+    BatchStats
+    """
+    if input_kind != "userId":
+        raise ValueError(f"Input kind {input_kind!r} is not supported by {type(model).__name__}")
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    exploration = dict(exploration or {})
+    read = written = failed = 0
+    chunk: list[tuple[dict | Any, str | None]] = []
+
+    def flush() -> None:
+        nonlocal written, failed
+        good = [q["userId"] for q, err in chunk if err is None]
+        items, scores = model.recommend(good, num_results, seed=seed, **exploration) if good else ([], None)
+        buf = []
+        g = 0
+        for query, err in chunk:
+            if err is not None:
+                buf.append(_error_line(query, err))
+                failed += 1
+            else:
+                buf.append(_ok_line(query, items[g], scores[g] if scores is not None else None))
+                g += 1
+        out.write(b"".join(buf))
+        written += len(chunk)
+        chunk.clear()
+        if on_chunk is not None:
+            on_chunk(written, failed)
+
+    for raw in lines:
+        read += 1
+        parsed = parse_line(raw, input_kind)
+        if parsed == (None, None):
+            continue
+        chunk.append(parsed)
+        if len(chunk) >= chunk_size:
+            flush()
+    if chunk:
+        flush()
+    return BatchStats(lines_read=read, lines_written=written, lines_failed=failed)

@@ -1,0 +1,199 @@
+"""Common interface and shared fitted state of all recipe models."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.datasets import IdMap, Interactions, Items, Users, interaction_matrix
+
+__all__ = ["NotFittedError", "RecommenderModel"]
+
+_SECONDS_PER_DAY = 86400.0
+
+
+class NotFittedError(ValueError):
+    """``recommend`` was called before ``fit``."""
+
+
+class RecommenderModel(ABC):
+    """Defines the interface shared by every recipe model.
+
+    Follows scikit-learn conventions: ``__init__`` only stores hyperparameters, ``fit``
+    returns ``self`` and fitted attributes end in ``_``.
+
+    Fitted attributes (all models)
+    ------------------------------
+    user_map_, item_map_ : IdMap
+        External ids <-> dense indices. The item map also holds Items-dataset items that have
+        no interactions (they can only be surfaced by exploration).
+    item_popularity_ : ndarray of int64
+        Number of unique users per item.
+    item_counts_ : ndarray of int64
+        Number of interaction events per item.
+    item_age_basis_ : ndarray of int64
+        CREATION_TIMESTAMP when known, else the item's first interaction, in epoch seconds.
+    latest_timestamp_ : int
+        Newest interaction timestamp; exploration ages are counted back from it.
+    popular_order_ : ndarray of int64
+        Items with at least one user, most popular first, ties by item index.
+    """
+
+    recipe_arn: ClassVar[str]
+    has_scores: ClassVar[bool]
+    #: Model-specific fitted arrays saved by :mod:`engine.artifacts`.
+    _fitted_array_names: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------------ params
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as passed to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_map_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit() first")
+
+    # ------------------------------------------------------------------ interface
+
+    @abstractmethod
+    def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
+        """Train on the interactions (and optional item and user metadata).
+
+        Parameters
+        ----------
+        interactions : Interactions
+        items : Items, optional
+        users : Users, optional
+
+        Returns
+        -------
+        self
+        """
+
+    @abstractmethod
+    def recommend(
+        self,
+        user_ids: Sequence[str],
+        n: int,
+        *,
+        exploration_weight: float = 0.0,
+        exploration_item_age_cut_off: float = 30.0,
+        seed: int = 0,
+    ) -> tuple[list[list[str]], list[list[float]] | None]:
+        """Recommend ``n`` items for each user of a batch.
+
+        Parameters
+        ----------
+        user_ids : sequence of str
+        n : int
+            Items per user (lists may be shorter when the catalogue is small).
+        exploration_weight : float, default 0.0
+            0 means pure relevance; towards 1 mixes in new, rarely seen items.
+        exploration_item_age_cut_off : float, default 30.0
+            Items younger than this many days (counted back from the newest interaction)
+            are eligible for exploration.
+        seed : int, default 0
+            Seed of the exploration noise.
+
+        Returns
+        -------
+        items : list of list of str
+        scores : list of list of float, or None
+            None for models without scores.
+        """
+
+    # ------------------------------------------------------------------ shared fitting
+
+    def _fit_common(self, interactions: Interactions, items: Items | None):
+        if len(interactions) == 0:
+            raise ValueError("Cannot train on an empty interactions dataset")
+        item_ids = interactions.item_ids
+        if items is not None and len(items):
+            item_ids = np.concatenate(
+                [np.asarray(item_ids, dtype=object), np.asarray(items.item_ids, dtype=object)]
+            )
+        self.user_map_ = IdMap(interactions.user_ids)
+        self.item_map_ = IdMap(item_ids)
+        counts, _, _ = interaction_matrix(interactions, self.user_map_, self.item_map_)
+        n_items = len(self.item_map_)
+        self.item_popularity_ = np.diff(counts.tocsc().indptr).astype(np.int64)
+        self.item_counts_ = np.asarray(counts.sum(axis=0)).ravel().astype(np.int64)
+        cols = self.item_map_.index(interactions.item_ids)
+        ts = np.asarray(interactions.timestamps, dtype=np.int64)
+        self.latest_timestamp_ = int(ts.max())
+        first = np.full(n_items, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, cols, ts)
+        # Items never interacted with and without a creation time count as brand new: an item
+        # listed in the catalogue but never seen is the typical cold-start case.
+        first[first == np.iinfo(np.int64).max] = self.latest_timestamp_
+        if items is not None and items.creation_timestamps is not None and len(items):
+            idx = self.item_map_.index(items.item_ids)
+            known = np.asarray(items.creation_timestamps) >= 0
+            first[idx[known]] = np.asarray(items.creation_timestamps, dtype=np.int64)[known]
+        self.item_age_basis_ = first
+        self._finish_common()
+        return counts
+
+    def _finish_common(self) -> None:
+        pop = self.item_popularity_
+        order = np.lexsort((np.arange(len(pop)), -pop))
+        self.popular_order_ = order[pop[order] > 0].astype(np.int64)
+
+    def _common_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        arrays.update(self.user_map_.to_arrays("user_"))
+        arrays.update(self.item_map_.to_arrays("item_"))
+        arrays["item_popularity_"] = self.item_popularity_
+        arrays["item_counts_"] = self.item_counts_
+        arrays["item_age_basis_"] = self.item_age_basis_
+        arrays["latest_timestamp_"] = np.array(self.latest_timestamp_, dtype=np.int64)
+        for name in self._fitted_array_names:
+            arrays[name] = np.asarray(getattr(self, name))
+        return arrays
+
+    def _restore_arrays(self, arrays) -> None:
+        self.user_map_ = IdMap.from_arrays(arrays, "user_")
+        self.item_map_ = IdMap.from_arrays(arrays, "item_")
+        self.item_popularity_ = arrays["item_popularity_"].astype(np.int64)
+        self.item_counts_ = arrays["item_counts_"].astype(np.int64)
+        self.item_age_basis_ = arrays["item_age_basis_"].astype(np.int64)
+        self.latest_timestamp_ = int(arrays["latest_timestamp_"])
+        for name in self._fitted_array_names:
+            value = arrays[name]
+            setattr(self, name, value.item() if value.ndim == 0 else value)
+        self._finish_common()
+
+    # ------------------------------------------------------------------ shared inference
+
+    def _popular_lists(self, n: int) -> list[str]:
+        return self.item_map_.ids[self.popular_order_[: max(0, n)]].tolist()
+
+    def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:
+        """Per-item bonus in [0, 1.1) for items young enough to explore, or None when off.
+
+        The bonus is inversely related to the item's interaction count, as the service's
+        exploration favours items with little data, plus a small seeded jitter so equally
+        cold items do not always appear in id order.
+        """
+        if weight <= 0:
+            return None
+        age = (self.latest_timestamp_ - self.item_age_basis_) / _SECONDS_PER_DAY
+        eligible = age <= cut_off_days
+        rng = np.random.default_rng(seed)
+        jitter = rng.random(len(eligible)) * 0.1
+        bonus = np.where(eligible, 1.0 / (1.0 + self.item_counts_) + jitter, 0.0)
+        return bonus

@@ -1,0 +1,306 @@
+"""aws-user-personalization: implicit-feedback matrix factorisation with recency weighting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
+
+from engine.datasets import Interactions, Items, Users
+from engine.recipes.base import RecommenderModel
+from engine.recipes.catalog import get_recipe
+
+__all__ = ["UserPersonalization"]
+
+#: Below this share of repeated (user, item) events, already seen items are not recommended.
+REPEAT_THRESHOLD = 0.05
+
+# Upper bound on the logits block held in memory during recommend (elements).
+_BLOCK_ELEMENTS = 1 << 22
+
+
+class UserPersonalization(RecommenderModel):
+    """Personalised recommendations from a factorisation of the user x item confidence matrix.
+
+    The model is Hu, Koren & Volinsky's implicit ALS (``implicit.cpu.als``) on a confidence
+    matrix ``1 + confidence_scale * w``, where ``w`` sums the user's events with the item,
+    each weighted by recency when ``recency_mask`` is on.
+
+    Parameters
+    ----------
+    hidden_dimension : int, default 149
+        Number of latent factors.
+    recency_mask : bool, default True
+        Weight recent events more: an event followed by ``k`` newer events of the same user
+        counts ``0.5 ** (k / bptt)``.
+    min_user_history_length_percentile, max_user_history_length_percentile : float
+        Users whose number of events lies outside these percentiles are left out of training
+        (outliers such as bots); they are folded in afterwards so they still get personal
+        recommendations.
+    bptt : int, default 32
+        Half-life, in events, of the recency weight.
+    random_state : int, default 0
+        Seed of the factor initialisation and of the temperature-fitting sample.
+    iterations : int, default 15
+        ALS sweeps.
+    regularization : float, default 1.0
+        L2 penalty of the factors.
+    confidence_scale : float, default 20.0
+        How much more an observed event counts than an unobserved pair.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray of float32
+    temperature_ : float
+        Scale of the logits, fitted by maximum likelihood so the softmax is calibrated.
+    exclude_seen_ : bool
+        Whether items the user already interacted with are left out of recommendations.
+    repeat_fraction_ : float
+        Share of events repeating an earlier (user, item) pair.
+    seen_indptr_, seen_indices_ : ndarray of int64
+        CSR structure of the items each user interacted with.
+    trained_items_ : ndarray of bool
+        Items with at least one interaction (the others have no learned factors).
+    """
+
+    recipe_arn = get_recipe("aws-user-personalization").arn
+    has_scores = True
+    _fitted_array_names = (
+        "user_factors_",
+        "item_factors_",
+        "temperature_",
+        "exclude_seen_",
+        "repeat_fraction_",
+        "seen_indptr_",
+        "seen_indices_",
+        "trained_items_",
+    )
+
+    def __init__(
+        self,
+        hidden_dimension: int = 149,
+        recency_mask: bool = True,
+        min_user_history_length_percentile: float = 0.0,
+        max_user_history_length_percentile: float = 0.99,
+        bptt: int = 32,
+        random_state: int = 0,
+        iterations: int = 15,
+        regularization: float = 1.0,
+        confidence_scale: float = 20.0,
+    ):
+        self.hidden_dimension = hidden_dimension
+        self.recency_mask = recency_mask
+        self.min_user_history_length_percentile = min_user_history_length_percentile
+        self.max_user_history_length_percentile = max_user_history_length_percentile
+        self.bptt = bptt
+        self.random_state = random_state
+        self.iterations = iterations
+        self.regularization = regularization
+        self.confidence_scale = confidence_scale
+
+    def _validate_params(self) -> None:
+        if not (isinstance(self.hidden_dimension, int | np.integer) and self.hidden_dimension >= 1):
+            raise ValueError(f"hidden_dimension must be a positive integer, got {self.hidden_dimension!r}")
+        if not (isinstance(self.bptt, int | np.integer) and self.bptt >= 1):
+            raise ValueError(f"bptt must be a positive integer, got {self.bptt!r}")
+        lo, hi = self.min_user_history_length_percentile, self.max_user_history_length_percentile
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise ValueError(f"user history percentiles must satisfy 0 <= min <= max <= 1, got [{lo}, {hi}]")
+        if self.iterations < 1 or self.regularization < 0 or self.confidence_scale <= 0:
+            raise ValueError("iterations must be >= 1, regularization >= 0 and confidence_scale > 0")
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
+        self._validate_params()
+        counts = self._fit_common(interactions, items)
+        n_users, n_items = counts.shape
+        rows = self.user_map_.index(interactions.user_ids)
+        cols = self.item_map_.index(interactions.item_ids)
+        ts = np.asarray(interactions.timestamps, dtype=np.int64)
+        n = len(rows)
+
+        weights = self._recency_weights(rows, ts) if self.recency_mask else np.ones(n)
+        w = sp.csr_matrix((weights, (rows, cols)), shape=(n_users, n_items))
+        w.sum_duplicates()
+        conf = w.copy()
+        conf.data = (1.0 + self.confidence_scale * conf.data).astype(np.float32)
+
+        history = np.bincount(rows, minlength=n_users)
+        lo, hi = np.quantile(
+            history, [self.min_user_history_length_percentile, self.max_user_history_length_percentile]
+        )
+        train = (history >= lo) & (history <= hi)
+        if not train.any():
+            train[:] = True
+        train_idx = np.flatnonzero(train)
+
+        user_f, item_f, als = self._train_als(conf[train_idx])
+        self.user_factors_ = np.zeros((n_users, item_f.shape[1]), dtype=np.float32)
+        self.user_factors_[train_idx] = user_f
+        dropped = np.flatnonzero(~train)
+        if len(dropped):
+            # One least-squares step against the trained item factors gives outlier users the
+            # factors they would have had, without letting them shape the item factors.
+            self.user_factors_[dropped] = als.recalculate_user(dropped, conf[dropped])
+        self.item_factors_ = np.ascontiguousarray(item_f, dtype=np.float32)
+        self.trained_items_ = self.item_counts_ > 0
+
+        pair = rows.astype(np.int64) * n_items + cols
+        self.repeat_fraction_ = float(1.0 - len(np.unique(pair)) / n)
+        # Factorisation scores already-consumed items highest. Where people rarely come back to
+        # an item (films, articles) those slots are wasted, so they are dropped; where repeats
+        # are common (groceries, music) they are exactly what the user wants again.
+        self.exclude_seen_ = bool(self.repeat_fraction_ < REPEAT_THRESHOLD)
+        self.seen_indptr_ = counts.indptr.astype(np.int64)
+        self.seen_indices_ = counts.indices.astype(np.int64)
+        self.temperature_ = self._fit_temperature(counts, train_idx)
+        return self
+
+    def _recency_weights(self, rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        n = len(rows)
+        # Sort by user, then time, then file order so equal timestamps keep import order.
+        order = np.lexsort((np.arange(n), ts, rows))
+        sorted_rows = rows[order]
+        last_of_user = np.searchsorted(sorted_rows, sorted_rows, side="right") - 1
+        newer = last_of_user - np.arange(n)
+        weights = np.empty(n)
+        # Age is counted in events rather than days: gaps between events vary by orders of
+        # magnitude across datasets, while bptt already names an event horizon.
+        weights[order] = 0.5 ** (newer / float(self.bptt))
+        return weights
+
+    def _train_als(self, conf: sp.csr_matrix):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        # Single-threaded BLAS avoids implicit's oversubscription warning and keeps sums in a
+        # fixed order, so two fits give identical factors.
+        with threadpool_limits(1, "blas"):
+            als = AlternatingLeastSquares(
+                factors=int(self.hidden_dimension),
+                regularization=float(self.regularization),
+                alpha=1.0,
+                iterations=int(self.iterations),
+                num_threads=1,
+                random_state=int(self.random_state),
+            )
+            als.fit(conf, show_progress=False)
+        return np.asarray(als.user_factors), np.asarray(als.item_factors), als
+
+    def _fit_temperature(self, counts: sp.csr_matrix, train_idx: np.ndarray) -> float:
+        """Maximum-likelihood scale of the logits on a sample of training users.
+
+        Raw ALS dot products live in roughly [0, 1], so an unscaled softmax over thousands of
+        items would be nearly uniform. Fitting one scalar temperature makes the top score mean
+        what it says: the model's probability of that item being the user's choice.
+        """
+        n_items = counts.shape[1]
+        budget = max(50, _BLOCK_ELEMENTS // max(1, n_items))
+        rng = np.random.default_rng(self.random_state)
+        sample = train_idx
+        if len(train_idx) > budget:
+            sample = np.sort(rng.choice(train_idx, budget, replace=False))
+        sub = counts[sample]
+        if sub.nnz == 0:
+            return 1.0
+        logits = self.user_factors_[sample].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
+        pr, pc = sub.nonzero()
+        observed = logits[pr, pc]
+        per_row = np.bincount(pr, minlength=len(sample))
+
+        def nll(log_t: float) -> float:
+            t = np.exp(log_t)
+            lse = logsumexp(t * logits, axis=1)
+            return float(-(t * observed.sum() - (per_row * lse).sum()) / len(pr))
+
+        bounds = (np.log(0.1), np.log(500.0))
+        res = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-4})
+        return float(np.exp(res.x))
+
+    # ------------------------------------------------------------------ recommend
+
+    def recommend(
+        self,
+        user_ids: Sequence[str],
+        n: int,
+        *,
+        exploration_weight: float = 0.0,
+        exploration_item_age_cut_off: float = 30.0,
+        seed: int = 0,
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        self._check_fitted()
+        n_items = len(self.item_map_)
+        k = int(min(max(n, 0), n_items))
+        rows = self.user_map_.index(list(user_ids))
+        out_items: list[list[str]] = [[] for _ in range(len(rows))]
+        out_scores: list[list[float]] = [[] for _ in range(len(rows))]
+        if k == 0:
+            return out_items, out_scores
+
+        # Unknown users get the popularity prior: softmax(log(1 + unique users)) is just each
+        # item's share of (smoothed) popularity, i.e. the model that knows nothing about the user.
+        unknown = np.flatnonzero(rows < 0)
+        if len(unknown):
+            prior = (self.item_popularity_ + 1.0) / float((self.item_popularity_ + 1.0).sum())
+            top = self.popular_order_[:k]
+            items, scores = self.item_map_.ids[top].tolist(), prior[top].tolist()
+            for j in unknown:
+                out_items[j], out_scores[j] = list(items), list(scores)
+
+        known = np.flatnonzero(rows >= 0)
+        bonus = self._exploration_bonus(exploration_weight, exploration_item_age_cut_off, seed)
+        # Items without interactions have no learned factors; only exploration may surface them.
+        blocked = ~self.trained_items_
+        if bonus is not None:
+            blocked = blocked & (bonus <= 0)
+        block = max(1, _BLOCK_ELEMENTS // n_items)
+        # float32 products are exact in float64, so logits only differ by float64 summation order
+        # (~1e-16) between a user scored alone and in a batch: output does not depend on chunking.
+        item_f = self.item_factors_.T.astype(np.float64)
+        for start in range(0, len(known), block):
+            pos = known[start : start + block]
+            urows = rows[pos]
+            logits = self.user_factors_[urows].astype(np.float64) @ item_f
+            logits *= self.temperature_
+            lse = logsumexp(logits, axis=1, keepdims=True)
+            scores = np.exp(logits - lse)
+            key = logits if bonus is None else (1.0 - exploration_weight) * (
+                scores / scores.max(axis=1, keepdims=True)
+            ) + exploration_weight * bonus
+            key[:, blocked] = -np.inf
+            if self.exclude_seen_:
+                r, c = self._seen_pairs(urows)
+                key[r, c] = -np.inf
+            top = self._top_k(key, k)
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            valid = np.isfinite(np.take_along_axis(key, top, axis=1))
+            ids = self.item_map_.ids
+            for j, p in enumerate(pos):
+                sel = top[j][valid[j]]
+                out_items[p] = ids[sel].tolist()
+                out_scores[p] = top_scores[j][valid[j]].tolist()
+        return out_items, out_scores
+
+    def _seen_pairs(self, urows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        starts, ends = self.seen_indptr_[urows], self.seen_indptr_[urows + 1]
+        lengths = ends - starts
+        r = np.repeat(np.arange(len(urows)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        c = self.seen_indices_[np.repeat(starts, lengths) + offsets]
+        return r, c
+
+    @staticmethod
+    def _top_k(key: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the k largest keys per row, descending, ties by item index."""
+        n_items = key.shape[1]
+        if k < n_items:
+            part = np.argpartition(-key, k - 1, axis=1)[:, :k]
+        else:
+            part = np.tile(np.arange(n_items), (len(key), 1))
+        vals = np.take_along_axis(key, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        return np.take_along_axis(part, order, axis=1)

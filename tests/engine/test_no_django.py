@@ -1,0 +1,27 @@
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import engine
+
+ROOT = Path(engine.__file__).resolve().parent.parent
+
+
+def test_engine_never_imports_django():
+    modules = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, prefix="engine."))
+    assert "engine.batch" in modules and "engine.recipes.user_personalization" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {['engine', *modules]!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'django' or m.startswith('django.'))\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
