@@ -29,7 +29,14 @@ from batchjobs.errors import (
     ResourceInUseException,
 )
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
-from engine.recipes.catalog import HyperParameterError, UnknownRecipe, get_recipe, input_kind, validate_hyperparameters
+from engine.recipes.catalog import (
+    HyperParameterError,
+    UnknownRecipe,
+    get_recipe,
+    input_kind,
+    validate_exploration_config,
+    validate_hyperparameters,
+)
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
@@ -167,7 +174,9 @@ class Role(models.Model):
         document = policy.s3_policy([parse_s3_uri(p) for p in read], [parse_s3_uri(p) for p in write])
         with transaction.atomic():
             _refuse_duplicate(cls.objects.filter(name=name), "role", name)
-            return cls.objects.create(name=name, arn=arns.role_arn(name), policy=document, description=description)
+            return cls.objects.create(
+                name=name, arn=arns.role_arn(name), policy=document, description=description
+            )
 
     def prefixes(self, action: str) -> list[str]:
         """The s3:// prefixes this role's Allow statements grant `action` on (for display)."""
@@ -267,8 +276,8 @@ class Schema(models.Model):
             names = [f["name"] for f in fields]
         except (ValueError, TypeError, KeyError):
             raise InvalidInputException(
-                "Invalid schema: it must be an Avro record, a JSON object with a \"fields\" list of "
-                "{\"name\": ..., \"type\": ...} objects.",
+                'Invalid schema: it must be an Avro record, a JSON object with a "fields" list of '
+                '{"name": ..., "type": ...} objects.',
                 field="schema",
             ) from None
         if record.get("type") != "record":
@@ -306,7 +315,9 @@ class Dataset(AsyncResource):
         return self.name
 
     def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset", f"{self.dataset_group.name}/{self.dataset_type}")
+        self.arn = self.arn or arns.personalize_arn(
+            "dataset", f"{self.dataset_group.name}/{self.dataset_type}"
+        )
         super().save(*args, **kwargs)
 
     # Columns each dataset type must have, as the service requires them in the schema.
@@ -374,8 +385,13 @@ class DatasetImportJob(AsyncResource):
 
     @classmethod
     def create_validated(
-        cls, job_name: str, dataset_arn: str, data_location: str, role_arn: str = "",
-        import_mode: str = "FULL", tags=None,
+        cls,
+        job_name: str,
+        dataset_arn: str,
+        data_location: str,
+        role_arn: str = "",
+        import_mode: str = "FULL",
+        tags=None,
     ) -> "DatasetImportJob":
         validation.check_name(job_name, "jobName")
         dataset = validation.lookup(Dataset.objects, dataset_arn, "datasetArn")
@@ -384,7 +400,9 @@ class DatasetImportJob(AsyncResource):
             parse_s3_uri(data_location)
         except InvalidS3Path:
             raise InvalidInputException("Invalid Data location.", field="dataSource.dataLocation") from None
-        role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else dataset.dataset_group.role
+        role = (
+            validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else dataset.dataset_group.role
+        )
         validation.check_enum(import_mode, "importMode", cls.ImportMode.values)
         if import_mode == cls.ImportMode.INCREMENTAL and not dataset.data_file:
             raise InvalidInputException(
@@ -396,8 +414,12 @@ class DatasetImportJob(AsyncResource):
             _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
             _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
             job = cls.objects.create(
-                job_name=job_name, dataset=dataset, data_location=data_location, role=role,
-                import_mode=import_mode, tags=tags,
+                job_name=job_name,
+                dataset=dataset,
+                data_location=data_location,
+                role=role,
+                import_mode=import_mode,
+                tags=tags,
             )
             enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.import_dataset", job.pk, job.rq_job_id)
         return job
@@ -436,8 +458,14 @@ class Solution(AsyncResource):
 
     @classmethod
     def create_validated(
-        cls, name: str, dataset_group_arn: str, recipe_arn: str, event_type: str = "",
-        solution_config: dict | None = None, perform_hpo: bool = False, tags=None,
+        cls,
+        name: str,
+        dataset_group_arn: str,
+        recipe_arn: str,
+        event_type: str = "",
+        solution_config: dict | None = None,
+        perform_hpo: bool = False,
+        tags=None,
     ) -> "Solution":
         validation.check_name(name)
         group = validation.lookup(DatasetGroup.objects, dataset_group_arn, "datasetGroupArn")
@@ -458,8 +486,13 @@ class Solution(AsyncResource):
         with transaction.atomic():
             _refuse_duplicate(cls.objects.filter(name=name), "solution", name)
             solution = cls.objects.create(
-                name=name, dataset_group=group, recipe_arn=recipe.arn, event_type=event_type,
-                solution_config=solution_config, perform_hpo=perform_hpo, tags=tags,
+                name=name,
+                dataset_group=group,
+                recipe_arn=recipe.arn,
+                event_type=event_type,
+                solution_config=solution_config,
+                perform_hpo=perform_hpo,
+                tags=tags,
             )
             solution.activate_now()
         return solution
@@ -514,7 +547,8 @@ class SolutionVersion(AsyncResource):
             validation.check_name(name)
         if training_mode == cls.TrainingMode.UPDATE:
             raise InvalidInputException(
-                "trainingMode UPDATE is not supported yet: create a FULL solution version.", field="trainingMode"
+                "trainingMode UPDATE is not supported yet: create a FULL solution version.",
+                field="trainingMode",
             )
         if solution.status != Status.ACTIVE:
             raise ResourceInUseException(f"Solution {solution.arn} is not ACTIVE.", field="solutionArn")
@@ -522,7 +556,9 @@ class SolutionVersion(AsyncResource):
         with transaction.atomic():
             _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 20)
             version = cls.objects.create(solution=solution, training_mode=training_mode, name=name, tags=tags)
-            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.train_solution_version", version.pk, version.rq_job_id)
+            enqueue_on_commit(
+                TRAINING_QUEUE, "batchjobs.tasks.train_solution_version", version.pk, version.rq_job_id
+            )
         return version
 
 
@@ -588,10 +624,20 @@ class BatchInferenceJob(AsyncResource):
 
     @classmethod
     def create_validated(
-        cls, job_name: str, solution_version_arn: str, input_path: str, output_path: str, role_arn: str,
-        num_results: int | None = None, filter_arn: str = "", config: dict | None = None,
-        input_kms_key_arn: str = "", output_kms_key_arn: str = "", mode: str = "BATCH_INFERENCE",
-        tags=None, created_by=None,
+        cls,
+        job_name: str,
+        solution_version_arn: str,
+        input_path: str,
+        output_path: str,
+        role_arn: str,
+        num_results: int | None = None,
+        filter_arn: str = "",
+        config: dict | None = None,
+        input_kms_key_arn: str = "",
+        output_kms_key_arn: str = "",
+        mode: str = "BATCH_INFERENCE",
+        tags=None,
+        created_by=None,
     ) -> "BatchInferenceJob":
         """Validate like the service, in its order (shapes, references, states, names, quotas), then save
         the job CREATE PENDING and enqueue it once committed."""
@@ -599,8 +645,10 @@ class BatchInferenceJob(AsyncResource):
         validation.check_arn(solution_version_arn, "solutionVersionArn")
         validation.check_s3_path(input_path, "jobInput.s3DataSource.path")
         validation.check_s3_path(output_path, "jobOutput.s3DataDestination.path")
-        for path, member in ((input_path, "jobInput.s3DataSource.path"),
-                             (output_path, "jobOutput.s3DataDestination.path")):
+        for path, member in (
+            (input_path, "jobInput.s3DataSource.path"),
+            (output_path, "jobOutput.s3DataDestination.path"),
+        ):
             try:
                 parse_s3_uri(path)
             except InvalidS3Path:
@@ -614,31 +662,46 @@ class BatchInferenceJob(AsyncResource):
         if output_kms_key_arn:
             validation.check_kms_key(output_kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
         validation.check_enum(mode, "batchInferenceJobMode", [cls.Mode.BATCH_INFERENCE])
-        config = _validated_job_config(config or {})
         if filter_arn:
             validation.check_arn(filter_arn, "filterArn")
-            raise validation.ResourceNotFoundException(f"Resource Arn {filter_arn} does not exist.", field="filterArn")
+            raise validation.ResourceNotFoundException(
+                f"Resource Arn {filter_arn} does not exist.", field="filterArn"
+            )
         tags = validation.check_tags(tags)
 
-        version = validation.lookup(SolutionVersion.objects.select_related("solution"), solution_version_arn,
-                                    "solutionVersionArn")
+        version = validation.lookup(
+            SolutionVersion.objects.select_related("solution"), solution_version_arn, "solutionVersionArn"
+        )
         role = validation.lookup(Role.objects, role_arn, "roleArn")
         if version.status != Status.ACTIVE:
             raise ResourceInUseException(
                 f"The solution version {version.arn} is {version.status}; a batch job needs an ACTIVE version.",
                 field="solutionVersionArn",
             )
+        config = _validated_job_config(config or {}, version.solution.recipe)
         if input_path.rstrip("/") == output_path.rstrip("/"):
             raise InvalidInputException(
-                "The output destination must differ from the input source.", field="jobOutput.s3DataDestination.path"
+                "The output destination must differ from the input source.",
+                field="jobOutput.s3DataDestination.path",
             )
         with transaction.atomic():
             _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch inference job", job_name)
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS)
+            _refuse_over_limit(
+                cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS
+            )
             job = cls.objects.create(
-                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
-                output_path=output_path, role=role, config=config, input_kms_key_arn=input_kms_key_arn,
-                output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags, created_by=created_by,
+                job_name=job_name,
+                solution_version=version,
+                num_results=num_results,
+                input_path=input_path,
+                output_path=output_path,
+                role=role,
+                config=config,
+                input_kms_key_arn=input_kms_key_arn,
+                output_kms_key_arn=output_kms_key_arn,
+                mode=mode,
+                tags=tags,
+                created_by=created_by,
             )
             enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
         return job
@@ -670,8 +733,9 @@ class AccessKey(models.Model):
     def issue(cls, user) -> "AccessKey":
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
         key_id = "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
-        return cls.objects.create(user=user, access_key_id=key_id, secret_access_key=secrets.token_urlsafe(30)[:40])
-
+        return cls.objects.create(
+            user=user, access_key_id=key_id, secret_access_key=secrets.token_urlsafe(30)[:40]
+        )
 
 
 def _refuse_duplicate(queryset, kind: str, name: str) -> None:
@@ -686,44 +750,23 @@ def _refuse_over_limit(unfinished, limit: int) -> None:
         raise LimitExceededException(f"More than {limit} resources with PENDING or IN_PROGRESS status.")
 
 
-EXPLORATION_KEYS = {
-    # The API spells them in camelCase; the recipe table in snake_case. Both are accepted.
-    "explorationWeight": "explorationWeight",
-    "exploration_weight": "explorationWeight",
-    "explorationItemAgeCutOff": "explorationItemAgeCutOff",
-    "exploration_item_age_cut_off": "explorationItemAgeCutOff",
-}
-
-
-def _validated_job_config(config: dict) -> dict:
-    unknown = set(config) - {"itemExplorationConfig", "rankingInfluence"}
+def _validated_job_config(config: dict, recipe) -> dict:
+    unknown = set(config) - {"itemExplorationConfig"}
     if unknown:
         raise InvalidInputException(
-            f"Unknown batchInferenceJobConfig member(s): {', '.join(sorted(unknown))}.", field="batchInferenceJobConfig"
+            f"Unsupported batchInferenceJobConfig member(s): {', '.join(sorted(unknown))}.",
+            field="batchInferenceJobConfig",
         )
-    exploration = {}
-    for key, value in (config.get("itemExplorationConfig") or {}).items():
-        member = f"batchInferenceJobConfig.itemExplorationConfig.{key}"
-        if key not in EXPLORATION_KEYS:
-            raise InvalidInputException(
-                f"Unknown exploration setting {key!r}: use explorationWeight or explorationItemAgeCutOff.",
-                field=member,
-            )
+    exploration = config.get("itemExplorationConfig") or {}
+    if not isinstance(exploration, dict):
+        raise InvalidInputException(
+            "itemExplorationConfig must be a map of strings.", field="batchInferenceJobConfig"
+        )
+    for key, value in exploration.items():
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputException(f"{key} must be a number given as a string; got {value!r}.", field=member) from None
-        canonical = EXPLORATION_KEYS[key]
-        if canonical == "explorationWeight" and not 0 <= number <= 1:
-            raise InvalidInputException(f"explorationWeight={value} is out of range: must be in [0, 1].", field=member)
-        if canonical == "explorationItemAgeCutOff" and number < 1:
+            validate_exploration_config(recipe, {key: value})
+        except HyperParameterError as exc:
             raise InvalidInputException(
-                f"explorationItemAgeCutOff={value} is out of range: must be at least 1 (day).", field=member
-            )
-        exploration[canonical] = str(value)
-    validated = {}
-    if exploration:
-        validated["itemExplorationConfig"] = exploration
-    if config.get("rankingInfluence"):
-        validated["rankingInfluence"] = dict(config["rankingInfluence"])
-    return validated
+                str(exc), field=f"batchInferenceJobConfig.itemExplorationConfig.{key}"
+            ) from None
+    return {"itemExplorationConfig": {k: str(v) for k, v in exploration.items()}} if exploration else {}

@@ -13,6 +13,8 @@ TRAINING_QUEUE = "training"
 
 def enqueue_on_commit(queue_name: str, func_path: str, pk: int, job_id: str) -> None:
     def enqueue():
-        django_rq.get_queue(queue_name).enqueue(func_path, pk, job_id=job_id, result_ttl=3600, failure_ttl=86400)
+        django_rq.get_queue(queue_name).enqueue(
+            func_path, pk, job_id=job_id, result_ttl=3600, failure_ttl=86400
+        )
 
     transaction.on_commit(enqueue)

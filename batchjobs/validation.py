@@ -27,7 +27,9 @@ def check_length(value: str, member: str, *, min_length: int = 1, max_length: in
     if not isinstance(value, str):
         raise _constraint_error(value, member, "Member must be a string")
     if len(value) < min_length:
-        raise _constraint_error(value, member, f"Member must have length greater than or equal to {min_length}")
+        raise _constraint_error(
+            value, member, f"Member must have length greater than or equal to {min_length}"
+        )
     if len(value) > max_length:
         raise _constraint_error(value, member, f"Member must have length less than or equal to {max_length}")
     return value
@@ -59,7 +61,9 @@ def check_role_arn(value: str, member: str = "roleArn") -> str:
 def check_s3_path(value: str, member: str) -> str:
     check_pattern(value, member, S3_LOCATION_REGEX, max_length=256)
     if not value.startswith("s3://"):
-        raise InvalidInputException(f"Invalid S3 path {value!r} at '{member}': use s3://bucket/key.", field=member)
+        raise InvalidInputException(
+            f"Invalid S3 path {value!r} at '{member}': use s3://bucket/key.", field=member
+        )
     return value
 
 
