@@ -1,0 +1,43 @@
+from django.urls import path
+
+from batchjobs import views
+
+app_name = "batchjobs"
+
+group = "dataset-groups/<int:group_pk>/"
+
+urlpatterns = [
+    path("dataset-groups/", views.dataset_group_list, name="dataset_group_list"),
+    path("dataset-groups/create/", views.dataset_group_create, name="dataset_group_create"),
+    path(group, views.dataset_group_overview, name="dataset_group_overview"),
+    # Datasets and imports
+    path(group + "datasets/", views.datasets, name="datasets"),
+    path(group + "datasets/create/", views.dataset_create, name="dataset_create"),
+    path(group + "import-jobs/create/", views.import_job_create, name="import_job_create"),
+    path(group + "import-jobs/<int:pk>/", views.import_job_detail, name="import_job_detail"),
+    path(group + "import-jobs/<int:pk>/status.json", views.import_job_status, name="import_job_status"),
+    # Solutions and recipes
+    path(group + "solutions/", views.solutions, name="solutions"),
+    path(group + "recipes/", views.recipes, name="recipes"),
+    path(group + "solutions/create/", views.solution_create, name="solution_create"),
+    path(group + "solutions/<int:pk>/", views.solution_detail, name="solution_detail"),
+    path(group + "solutions/<int:pk>/versions/create/", views.solution_version_create,
+         name="solution_version_create"),
+    path(group + "solution-versions/<int:pk>/", views.solution_version_detail, name="solution_version_detail"),
+    path(group + "solution-versions/<int:pk>/status.json", views.solution_version_status,
+         name="solution_version_status"),
+    # Batch inference jobs
+    path(group + "batch-inference-jobs/", views.job_list, name="job_list"),
+    path(group + "batch-inference-jobs/create/", views.job_create, name="job_create"),
+    path(group + "batch-inference-jobs/<int:pk>/", views.job_detail, name="job_detail"),
+    path(group + "batch-inference-jobs/<int:pk>/status.json", views.job_status, name="job_status"),
+    path(group + "batch-inference-jobs/<int:pk>/outputs/<int:index>/download/", views.job_download,
+         name="job_download"),
+    # Account-wide pages
+    path("roles/", views.role_list, name="role_list"),
+    path("roles/create/", views.role_create, name="role_create"),
+    path("roles/<int:pk>/", views.role_detail, name="role_detail"),
+    path("security-credentials/", views.credentials, name="credentials"),
+    path("security-credentials/access-keys/create/", views.access_key_create, name="access_key_create"),
+    path("security-credentials/access-keys/<int:pk>/revoke/", views.access_key_revoke, name="access_key_revoke"),
+]

@@ -1,0 +1,310 @@
+"""Console pages for batch inference jobs: list, create form, detail, download, live status."""
+
+import json
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from batchjobs.models import BatchInferenceJob, Status
+from batchjobs.storage import object_storage
+from tests.console import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(client, django_user_model):
+    user = django_user_model.objects.create_user("dave", password="correct horse battery")
+    client.force_login(user)
+    group = factories.make_group()
+    solution = factories.make_solution(group)
+    version = factories.make_version(solution)
+    return {
+        "client": client,
+        "user": user,
+        "group": group,
+        "solution": solution,
+        "version": version,
+        "role": factories.make_role(),
+    }
+
+
+def _form_data(world, **overrides):
+    data = {
+        "job_name": "my-batch-job",
+        "solution": world["solution"].pk,
+        "solution_version": world["version"].pk,
+        "num_results": "25",
+        "input_path": "s3://bucket/in/users.json",
+        "output_path": "s3://bucket/out/",
+        "role": world["role"].pk,
+        "exploration_weight": "0.3",
+        "exploration_item_age_cut_off": "30",
+    }
+    data.update(overrides)
+    return data
+
+
+def _create_url(world):
+    return reverse("batchjobs:job_create", args=[world["group"].pk])
+
+
+def _post(world, django_capture_on_commit_callbacks, **overrides):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = world["client"].post(_create_url(world), _form_data(world, **overrides))
+    return response, callbacks
+
+
+def _field_errors(response, field):
+    return response.context["form"].errors.get(field, [])
+
+
+def test_it_lists_jobs_newest_first_with_progress(world):
+    factories.make_job(world["version"], world["role"], "older-job", lines_done=7, lines_failed=2)
+    factories.make_job(world["version"], world["role"], "newer-job", status=Status.ACTIVE)
+    html = world["client"].get(reverse("batchjobs:job_list", args=[world["group"].pk])).content.decode()
+    assert html.index("newer-job") < html.index("older-job")
+    assert "7 done" in html and "2 failed" in html
+    assert "Create batch inference job" in html
+    for header in ("Name", "Status", "Solution version", "Created", "Last updated", "Progress"):
+        assert f">{header}</th>" in html
+
+
+def test_it_shows_jobs_of_this_group_only(world):
+    other = factories.make_group("other-group")
+    other_version = factories.make_version(factories.make_solution(other, "other-sol"))
+    factories.make_job(other_version, world["role"], "elsewhere-job")
+    html = world["client"].get(reverse("batchjobs:job_list", args=[world["group"].pk])).content.decode()
+    assert "elsewhere-job" not in html
+
+
+def test_it_shows_the_form_labels_in_the_console_order(world):
+    html = world["client"].get(_create_url(world)).content.decode()
+    labels = [
+        "Batch inference job details",
+        'for="id_job_name">Batch inference job name',
+        'for="id_solution">Solution<',
+        'for="id_solution_version">Solution version ID',
+        'for="id_num_results">Number of results',
+        "Input source",
+        'for="id_input_path">S3 input path',
+        "Output destination",
+        'for="id_output_path">S3 output path',
+        'for="id_role">IAM service role',
+        'for="id_exploration_weight">Emphasis on exploring less relevant items (exploration weight)',
+        'for="id_exploration_item_age_cut_off">Exploration item age cutoff',
+        "Create batch inference job</button>",
+    ]
+    positions = [html.index(label) for label in labels]
+    assert positions == sorted(positions)
+    assert 'placeholder="s3://bucket/folder/file.json"' in html
+    assert 'placeholder="s3://bucket/output-folder/"' in html
+    assert 'name="num_results" value="25"' in html
+    assert 'name="exploration_weight" value="0.3"' in html
+    assert 'name="exploration_item_age_cut_off" value="30"' in html
+
+
+def test_it_offers_only_active_versions_tagged_with_their_solution(world):
+    pending = factories.make_version(world["solution"], status=Status.CREATE_PENDING)
+    failed = factories.make_version(world["solution"], status=Status.CREATE_FAILED)
+    html = world["client"].get(_create_url(world)).content.decode()
+    select = html[html.index('<select name="solution_version"'):]
+    select = select[: select.index("</select>")]
+    assert world["version"].version_id in select
+    assert f'data-solution="{world["solution"].pk}"' in select
+    assert pending.version_id not in select
+    assert failed.version_id not in select
+
+
+def test_it_marks_user_personalization_solutions_for_the_exploration_fields(world):
+    popularity = factories.make_solution(world["group"], "sol-pop", factories.POPULARITY_COUNT)
+    html = world["client"].get(_create_url(world)).content.decode()
+    match = re.search(r'data-exploration-solutions="([^"]*)"', html)
+    assert match.group(1).split(",") == [str(world["solution"].pk)]
+    assert str(popularity.pk) not in match.group(1).split(",")
+
+
+def test_it_creates_a_job_and_enqueues_it_on_commit(world, django_capture_on_commit_callbacks):
+    response, callbacks = _post(world, django_capture_on_commit_callbacks)
+    job = BatchInferenceJob.objects.get(job_name="my-batch-job")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("batchjobs:job_detail", args=[world["group"].pk, job.pk])
+    assert len(callbacks) == 1
+    assert job.status == Status.CREATE_PENDING
+    assert job.created_by == world["user"]
+    assert job.num_results == 25
+    assert job.config == {"itemExplorationConfig": {"explorationWeight": "0.3", "explorationItemAgeCutOff": "30"}}
+
+
+def test_it_ignores_exploration_fields_for_other_recipes(world, django_capture_on_commit_callbacks):
+    popularity = factories.make_solution(world["group"], "sol-pop", factories.POPULARITY_COUNT)
+    version = factories.make_version(popularity)
+    response, callbacks = _post(
+        world, django_capture_on_commit_callbacks, solution=popularity.pk, solution_version=version.pk,
+        exploration_weight="7",
+    )
+    assert response.status_code == 302
+    assert BatchInferenceJob.objects.get().config == {}
+    assert len(callbacks) == 1
+
+
+def test_it_uses_25_results_when_left_empty(world, django_capture_on_commit_callbacks):
+    _post(world, django_capture_on_commit_callbacks, num_results="")
+    assert BatchInferenceJob.objects.get().num_results == 25
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"job_name": ""}, "job_name", "This field is required."),
+        ({"job_name": "-bad name!"}, "job_name", "failed to satisfy constraint"),
+        ({"input_path": ""}, "input_path", "This field is required."),
+        ({"input_path": "s3://B/in.json"}, "input_path", "Invalid S3 input path"),
+        ({"output_path": "ftp://bucket/out/"}, "output_path", "failed to satisfy constraint"),
+        ({"output_path": "s3://bucket/in/users.json"}, "output_path", "must differ from the input"),
+        ({"num_results": "0"}, "num_results", "greater than or equal to 1"),
+        ({"num_results": "many"}, "num_results", "Enter a whole number."),
+        ({"role": ""}, "role", "This field is required."),
+        ({"solution": ""}, "solution", "This field is required."),
+        ({"solution_version": ""}, "solution_version", "This field is required."),
+        ({"exploration_weight": "1.5"}, "exploration_weight", "out of range"),
+        ({"exploration_item_age_cut_off": "0"}, "exploration_item_age_cut_off", "out of range"),
+    ],
+)
+def test_it_shows_bad_input_inline_and_creates_nothing(world, django_capture_on_commit_callbacks, overrides, field,
+                                                       message):
+    response, callbacks = _post(world, django_capture_on_commit_callbacks, **overrides)
+    assert response.status_code == 200
+    errors = _field_errors(response, field)
+    assert any(message in e for e in errors), errors
+    assert 'class="field-error"' in response.content.decode()
+    assert not BatchInferenceJob.objects.exists()
+    assert callbacks == []
+
+
+def test_it_refuses_a_version_that_is_not_active(world, django_capture_on_commit_callbacks):
+    pending = factories.make_version(world["solution"], status=Status.CREATE_IN_PROGRESS)
+    response, _ = _post(world, django_capture_on_commit_callbacks, solution_version=pending.pk)
+    assert _field_errors(response, "solution_version")
+    assert not BatchInferenceJob.objects.exists()
+
+
+def test_it_refuses_a_version_of_another_solution(world, django_capture_on_commit_callbacks):
+    other_solution = factories.make_solution(world["group"], "sol-two")
+    other_version = factories.make_version(other_solution)
+    response, _ = _post(world, django_capture_on_commit_callbacks, solution_version=other_version.pk)
+    assert _field_errors(response, "solution_version") == ["This version does not belong to the chosen solution."]
+    assert not BatchInferenceJob.objects.exists()
+
+
+def test_it_says_the_name_is_taken(world, django_capture_on_commit_callbacks):
+    factories.make_job(world["version"], world["role"], "my-batch-job")
+    response, callbacks = _post(world, django_capture_on_commit_callbacks)
+    assert any("already exists" in e for e in _field_errors(response, "job_name"))
+    assert BatchInferenceJob.objects.count() == 1
+    assert callbacks == []
+
+
+def test_it_shows_the_job_limit_as_a_form_error(world, settings, django_capture_on_commit_callbacks):
+    settings.MAX_ACTIVE_BATCH_JOBS = 1
+    factories.make_job(world["version"], world["role"], "running-job", status=Status.CREATE_IN_PROGRESS)
+    response, _ = _post(world, django_capture_on_commit_callbacks)
+    errors = response.context["form"].non_field_errors()
+    assert any("More than 1 resources" in e for e in errors)
+    assert "More than 1 resources" in response.content.decode()
+    assert BatchInferenceJob.objects.count() == 1
+
+
+def test_it_enforces_csrf_on_create(world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world["user"])
+    response = client.post(_create_url(world), _form_data(world))
+    assert response.status_code == 403
+    assert not BatchInferenceJob.objects.exists()
+
+
+def test_it_404s_a_job_of_another_group(world):
+    job = factories.make_job(world["version"], world["role"])
+    other = factories.make_group("other-group")
+    assert world["client"].get(reverse("batchjobs:job_detail", args=[other.pk, job.pk])).status_code == 404
+
+
+def test_it_shows_the_job_detail(world):
+    job = factories.make_job(world["version"], world["role"], lines_done=12, lines_failed=3,
+                             config={"itemExplorationConfig": {"explorationWeight": "0.3"}})
+    job.start()
+    html = world["client"].get(reverse("batchjobs:job_detail", args=[world["group"].pk, job.pk])).content.decode()
+    assert job.arn in html
+    assert world["version"].arn in html
+    assert reverse("batchjobs:solution_version_detail", args=[world["group"].pk, world["version"].pk]) in html
+    assert "aws-user-personalization" in html
+    assert job.input_path in html and job.output_path in html and world["role"].arn in html
+    assert "explorationWeight=0.3" in html
+    assert 'data-live="lines_done">12<' in html and 'data-live="lines_failed">3<' in html
+    assert "Create in progress" in html and "Create pending" in html
+    assert "live.js" in html
+
+
+def test_it_shows_the_failure_reason_in_a_banner(world):
+    job = factories.make_job(world["version"], world["role"])
+    job.fail("Insufficient privileges for accessing data in Amazon S3: <script>")
+    html = world["client"].get(reverse("batchjobs:job_detail", args=[world["group"].pk, job.pk])).content.decode()
+    assert "banner-error" in html
+    assert "Insufficient privileges for accessing data in Amazon S3: &lt;script&gt;" in html
+    assert "Create failed" in html
+
+
+def _active_job_with_output(world, lines):
+    uri = "s3://bucket/out/users.json.out"
+    object_storage().write_bytes(uri, ("\n".join(lines) + "\n").encode())
+    return factories.make_job(world["version"], world["role"], status=Status.ACTIVE, output_files=[uri]), uri
+
+
+def test_it_previews_and_links_the_output_of_an_active_job(world):
+    lines = [json.dumps({"input": {"userId": str(i)}, "output": {"recommendedItems": ["<b>"]}}) for i in range(15)]
+    job, _ = _active_job_with_output(world, lines)
+    html = world["client"].get(reverse("batchjobs:job_detail", args=[world["group"].pk, job.pk])).content.decode()
+    assert reverse("batchjobs:job_download", args=[world["group"].pk, job.pk, 0]) in html
+    assert "Download" in html
+    assert "first 10 lines" in html
+    assert '&quot;userId&quot;: &quot;9&quot;' in html
+    assert '&quot;userId&quot;: &quot;10&quot;' not in html
+    assert "&lt;b&gt;" in html and "<b>" not in html
+
+
+def test_it_downloads_an_output_file_as_an_attachment(world):
+    job, _ = _active_job_with_output(world, ['{"a": 1}'])
+    response = world["client"].get(reverse("batchjobs:job_download", args=[world["group"].pk, job.pk, 0]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="users.json.out"'
+    assert b"".join(response.streaming_content) == b'{"a": 1}\n'
+
+
+def test_it_refuses_to_download_anything_not_in_output_files(world):
+    job, _ = _active_job_with_output(world, ['{"a": 1}'])
+    object_storage().write_bytes("s3://bucket/secret.txt", b"secret")
+    url = reverse("batchjobs:job_download", args=[world["group"].pk, job.pk, 1])
+    assert world["client"].get(url).status_code == 404
+    assert world["client"].get(url + "?uri=s3://bucket/secret.txt").status_code == 404
+    pending = factories.make_job(world["version"], world["role"], "pending-job", output_files=["s3://bucket/secret.txt"])
+    url = reverse("batchjobs:job_download", args=[world["group"].pk, pending.pk, 0])
+    assert world["client"].get(url).status_code == 404
+
+
+def test_it_reports_status_as_json(world):
+    job = factories.make_job(world["version"], world["role"], lines_done=4, lines_failed=1)
+    job.start()
+    job.fail("Boom.")
+    response = world["client"].get(reverse("batchjobs:job_status", args=[world["group"].pk, job.pk]))
+    data = response.json()
+    assert response["Content-Type"] == "application/json"
+    assert data["status"] == "CREATE FAILED"
+    assert data["status_label"] == "Create failed"
+    assert data["is_terminal"] is True
+    assert data["lines_done"] == 4 and data["lines_failed"] == 1
+    assert data["failure_reason"] == "Boom."
+    assert data["last_updated"] == job.last_updated.isoformat()
+    assert [t["status"] for t in data["transitions"]] == ["CREATE PENDING", "CREATE IN_PROGRESS", "CREATE FAILED"]
+    assert data["transitions"][-1]["message"] == "Boom."

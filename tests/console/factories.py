@@ -1,0 +1,69 @@
+"""Plain builders for console view tests (shared by tests/console and tests/batchjobs/test_views.py).
+
+Rows are created directly, without training: a test that needs an ACTIVE version sets the status."""
+
+import json
+
+from batchjobs.models import (
+    BatchInferenceJob,
+    Dataset,
+    DatasetGroup,
+    Role,
+    Schema,
+    Solution,
+    SolutionVersion,
+    Status,
+)
+
+USER_PERSONALIZATION = "arn:aws:personalize:::recipe/aws-user-personalization"
+POPULARITY_COUNT = "arn:aws:personalize:::recipe/aws-popularity-count"
+INTERACTIONS_SCHEMA = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+    ],
+    "version": "1.0",
+}
+
+
+def make_group(name: str = "movies") -> DatasetGroup:
+    return DatasetGroup.create_validated(name)
+
+
+def make_role(name: str = "batch-role") -> Role:
+    return Role.create_with_prefixes(name, read=["s3://bucket/in/"], write=["s3://bucket/out/"])
+
+
+def make_dataset(group: DatasetGroup, name: str = "interactions") -> Dataset:
+    schema = Schema.create_validated(f"{group.name}-interactions", json.dumps(INTERACTIONS_SCHEMA))
+    return Dataset.create_validated(name, group.arn, schema.arn, "INTERACTIONS")
+
+
+def make_solution(group: DatasetGroup, name: str = "sol-up", recipe_arn: str = USER_PERSONALIZATION) -> Solution:
+    return Solution.create_validated(name, group.arn, recipe_arn)
+
+
+def make_version(solution: Solution, status: str = Status.ACTIVE, **fields) -> SolutionVersion:
+    version = SolutionVersion.objects.create(solution=solution, **fields)
+    SolutionVersion.objects.filter(pk=version.pk).update(status=status)
+    version.refresh_from_db()
+    return version
+
+
+def make_job(version: SolutionVersion, role: Role, name: str = "job-1", status: str = Status.CREATE_PENDING,
+             **fields) -> BatchInferenceJob:
+    job = BatchInferenceJob.objects.create(
+        job_name=name,
+        solution_version=version,
+        input_path="s3://bucket/in/users.json",
+        output_path="s3://bucket/out/",
+        role=role,
+        **fields,
+    )
+    BatchInferenceJob.objects.filter(pk=job.pk).update(status=status)
+    job.refresh_from_db()
+    return job
