@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from batchjobs import arns, policy, validation
@@ -47,8 +48,10 @@ class Status(models.TextChoices):
     CREATE_FAILED = "CREATE FAILED", "Create failed"
 
 
-# Which statuses each status may be entered from.
+# Which statuses each status may be entered from. IN_PROGRESS -> PENDING is the retry of a job whose
+# worker died; the reconciler makes it.
 PREDECESSORS: dict[str, tuple[str, ...]] = {
+    Status.CREATE_PENDING: (Status.CREATE_IN_PROGRESS,),
     Status.CREATE_IN_PROGRESS: (Status.CREATE_PENDING,),
     Status.ACTIVE: (Status.CREATE_IN_PROGRESS,),
     Status.CREATE_FAILED: (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS),
@@ -84,6 +87,12 @@ class AsyncResource(models.Model):
     last_updated = models.DateTimeField(default=timezone.now)
     tags = models.JSONField(default=list, blank=True)
     transitions = GenericRelation(StatusTransition)
+    # Each start is an attempt; a worker owns the row for the attempt it started. Its later writes are
+    # fenced on that number, so a worker presumed dead that wakes up cannot overwrite a retry's work.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+
+    _owned_attempt: int | None = None
 
     class Meta:
         abstract = True
@@ -103,6 +112,9 @@ class AsyncResource(models.Model):
             message=message,
         )
 
+    def _owned(self, queryset):
+        return queryset if self._owned_attempt is None else queryset.filter(attempts=self._owned_attempt)
+
     def transition(self, to: str, message: str = "", **fields) -> bool:
         """Move to status `to` if the row is still in one of its predecessors; report whether we won.
 
@@ -111,12 +123,8 @@ class AsyncResource(models.Model):
         """
         now = timezone.now()
         with transaction.atomic():
-            won = (
-                type(self)
-                .objects.filter(pk=self.pk, status__in=PREDECESSORS[to])
-                .update(status=to, last_updated=now, **fields)
-                == 1
-            )
+            rows = self._owned(type(self).objects.filter(pk=self.pk, status__in=PREDECESSORS[to]))
+            won = rows.update(status=to, last_updated=now, **fields) == 1
             if won:
                 self.status, self.last_updated = to, now
                 for name, value in fields.items():
@@ -125,13 +133,50 @@ class AsyncResource(models.Model):
         return won
 
     def start(self) -> bool:
-        return self.transition(Status.CREATE_IN_PROGRESS, "Started.")
+        """Take the row for a new attempt: CREATE PENDING -> CREATE IN_PROGRESS, or lose to whoever did."""
+        won = self.transition(
+            Status.CREATE_IN_PROGRESS, "Started.", attempts=F("attempts") + 1, heartbeat=timezone.now()
+        )
+        if won:
+            self.refresh_from_db(fields=["attempts"])
+            self._owned_attempt = self.attempts
+        return won
 
     def succeed(self, message: str = "Completed.", **fields) -> bool:
         return self.transition(Status.ACTIVE, message, **fields)
 
     def fail(self, reason: str, **fields) -> bool:
         return self.transition(Status.CREATE_FAILED, reason, failure_reason=reason, **fields)
+
+    def beat(self) -> bool:
+        """Say the attempt's worker is alive; False once the attempt no longer owns the row."""
+        rows = self._owned(type(self).objects.filter(pk=self.pk, status=Status.CREATE_IN_PROGRESS))
+        return rows.update(heartbeat=timezone.now()) == 1
+
+    def retry_after_worker_loss(self, stale_before, max_attempts: int) -> str | None:
+        """Called by the reconciler for an IN_PROGRESS row whose heartbeat is older than `stale_before`:
+        back to CREATE PENDING for another attempt, or CREATE FAILED once attempts are used up. Returns
+        the status entered, or None when the row moved on meanwhile (its worker was alive after all)."""
+        guard = {"heartbeat__lt": stale_before, "attempts": self.attempts}
+        now = timezone.now()
+        if self.attempts >= max_attempts:
+            reason = (
+                f"The worker running this stopped answering {self.attempts} times (last seen "
+                f"{self.heartbeat:%Y-%m-%d %H:%M:%S} UTC), so it was not retried again. Check the workers' "
+                "logs and memory limits, then create it again."
+            )
+            to, message, fields = Status.CREATE_FAILED, reason, {"failure_reason": reason}
+        else:
+            to = Status.CREATE_PENDING
+            message = f"The worker stopped answering; retrying (attempt {self.attempts + 1} of {max_attempts})."
+            fields = {}
+        with transaction.atomic():
+            rows = type(self).objects.filter(pk=self.pk, status=Status.CREATE_IN_PROGRESS, **guard)
+            if rows.update(status=to, last_updated=now, **fields) != 1:
+                return None
+            self.status, self.last_updated = to, now
+            self._record(to, message)
+        return to
 
     def activate_now(self) -> None:
         """For resources the service creates in moments (dataset groups, datasets, solutions): walk the
@@ -143,13 +188,23 @@ class AsyncResource(models.Model):
     def is_finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def save_progress(self, **counts) -> None:
-        """Counters move lastUpdatedDateTime too, so a stalled job shows as stalled."""
+    def save_progress(self, **counts) -> bool:
+        """Counters move lastUpdatedDateTime (and the heartbeat) too, so a stalled job shows as stalled.
+        False when this attempt no longer owns the row."""
         now = timezone.now()
-        type(self).objects.filter(pk=self.pk).update(last_updated=now, **counts)
+        rows = self._owned(type(self).objects.filter(pk=self.pk))
+        if rows.update(last_updated=now, heartbeat=now, **counts) != 1:
+            return False
         self.last_updated = now
         for name, value in counts.items():
             setattr(self, name, value)
+        return True
+
+    @property
+    def rq_job_id(self) -> str:
+        """The RQ job id: the row's type and id, plus the attempt for retries (a retry is a new RQ job)."""
+        base = f"{self._meta.model_name}-{self.pk}"
+        return base if self.attempts == 0 else f"{base}-retry-{self.attempts}"
 
 
 class Role(models.Model):
@@ -379,10 +434,6 @@ class DatasetImportJob(AsyncResource):
         self.arn = self.arn or arns.personalize_arn("dataset-import-job", self.job_name)
         super().save(*args, **kwargs)
 
-    @property
-    def rq_job_id(self) -> str:
-        return f"dataset-import-job-{self.pk}"
-
     @classmethod
     def create_validated(
         cls,
@@ -533,10 +584,6 @@ class SolutionVersion(AsyncResource):
     def version_id(self) -> str:
         return self.arn.rsplit("/", 1)[-1]
 
-    @property
-    def rq_job_id(self) -> str:
-        return f"solution-version-{self.pk}"
-
     @classmethod
     def create_validated(
         cls, solution_arn: str, training_mode: str = "FULL", name: str = "", tags=None
@@ -590,6 +637,9 @@ class BatchInferenceJob(AsyncResource):
     input_bytes = models.PositiveBigIntegerField(default=0)
     input_files = models.JSONField(default=list, blank=True)
     output_files = models.JSONField(default=list, blank=True)
+    # Per input file finished so far: {"input", "output", "lines", "failed"}. A retried attempt skips
+    # these files (their published outputs are complete and deterministic) and counts on from them.
+    file_results = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -600,10 +650,6 @@ class BatchInferenceJob(AsyncResource):
     def save(self, *args, **kwargs):
         self.arn = self.arn or arns.personalize_arn("batch-inference-job", self.job_name)
         super().save(*args, **kwargs)
-
-    @property
-    def rq_job_id(self) -> str:
-        return f"batch-inference-job-{self.pk}"
 
     @property
     def recipe(self):

@@ -4,9 +4,12 @@ can act on. The numeric work is the engine's."""
 
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from batchjobs.errors import JobFailed
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetImportJob, SolutionVersion
@@ -36,26 +39,71 @@ _LOADERS = {
 }
 
 
-@contextmanager
-def _fails_resource_on_error(resource, what: str):
-    """Turn any error into CREATE FAILED, so nothing is left IN_PROGRESS by an exception."""
+class LostOwnership(Exception):
+    """This attempt no longer owns its row (the reconciler gave the work to another attempt)."""
+
+
+def with_db_retry(operation, tries: int = 6):
+    """Run a database operation, retrying while the database is briefly locked, busy or reconnecting."""
+    for attempt in range(tries):
+        try:
+            return operation()
+        except (OperationalError, InterfaceError):
+            if attempt == tries - 1:
+                raise
+            log.warning("Database unavailable; retrying", exc_info=True)
+            connection.close()
+            time.sleep(0.2 * 2**attempt)
+
+
+def _beat_until(resource, stop: threading.Event, lost: threading.Event) -> None:
     try:
-        yield
-    except (
-        JobFailed,
-        TrainingDataError,
-        HyperParameterError,
-        engine_datasets.DatasetError,
-        InvalidS3Path,
-    ) as exc:
-        resource.fail(str(exc))
+        while not stop.wait(settings.WORKER_HEARTBEAT_S):
+            try:
+                if not resource.beat():
+                    lost.set()
+                    return
+            except (OperationalError, InterfaceError):
+                connection.close()
+    finally:
+        connection.close()
+
+
+def _run_attempt(resource, what: str, body) -> None:
+    """Win the CREATE PENDING -> CREATE IN_PROGRESS swap (or return: a duplicate delivery does nothing),
+    keep a heartbeat while `body(resource, lost)` runs, and turn every error into CREATE FAILED so
+    nothing is left IN_PROGRESS by an exception."""
+    if not with_db_retry(resource.start):
+        return
+    stop, lost = threading.Event(), threading.Event()
+    # The heartbeat thread gets its own instance: model objects are not shared across threads.
+    beating = type(resource).objects.get(pk=resource.pk)
+    beating._owned_attempt = resource._owned_attempt
+    beat_thread = threading.Thread(target=_beat_until, args=(beating, stop, lost), daemon=True)
+    beat_thread.start()
+    try:
+        body(resource, lost)
+    except LostOwnership:
+        log.warning("%s %s: attempt %s lost its row to a retry; stopping", what, resource.pk, resource.attempts)
+    except (JobFailed, TrainingDataError, HyperParameterError, engine_datasets.DatasetError, InvalidS3Path) as exc:
+        _fail(resource, str(exc))
     except PathEscapesRoot as exc:
-        resource.fail(f"Invalid S3 path: {exc}")
+        _fail(resource, f"Invalid S3 path: {exc}")
     except Exception as exc:
         log.exception("%s %s failed", what, resource.pk)
-        resource.fail(
-            f"Internal error while {what}: {type(exc).__name__}: {exc}. The worker log has details."
-        )
+        _fail(resource, f"Internal error while {what}: {type(exc).__name__}: {exc}. The worker log has details.")
+    finally:
+        stop.set()
+        beat_thread.join()
+
+
+def _fail(resource, reason: str) -> None:
+    with_db_retry(lambda: resource.fail(reason))
+
+
+def _save_progress(resource, lost: threading.Event, **counts) -> None:
+    if lost.is_set() or not with_db_retry(lambda: resource.save_progress(**counts)):
+        raise LostOwnership
 
 
 def _input_objects(storage, location: str, role, *, exclude_prefix: str = "") -> list[str]:
@@ -71,34 +119,39 @@ def _input_objects(storage, location: str, role, *, exclude_prefix: str = "") ->
 
 def import_dataset(job_pk: int) -> None:
     job = DatasetImportJob.objects.select_related("dataset", "role").filter(pk=job_pk).first()
-    if job is None or not job.start():
-        return
-    with _fails_resource_on_error(job, "importing the dataset"):
-        dataset = job.dataset
-        storage = object_storage()
-        uris = _input_objects(storage, job.data_location, job.role)
-        if not uris:
-            raise JobFailed(f"Invalid Data location. There is no file at {job.data_location}.")
-        read, save = _READERS[dataset.dataset_type]
-        parts = []
-        for uri in uris:
-            with storage.open_read(uri) as src:
-                try:
-                    parts.append(read(src))
-                except engine_datasets.DatasetError as exc:
-                    raise JobFailed(f"{uri}: {exc}") from None
-        if job.import_mode == DatasetImportJob.ImportMode.INCREMENTAL and dataset.data_file:
-            with open(dataset.data_file, "rb") as fh:
-                parts.insert(0, _LOADERS[dataset.dataset_type](fh))
-        data = parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
-        path = artifact_path("datasets", str(dataset.pk), f"import-{job.pk}.npz")
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            save(data, fh)
-        os.replace(tmp, path)
-        count = len(data)
-        Dataset.objects.filter(pk=dataset.pk).update(data_file=str(path), record_count=count)
-        job.succeed(f"Imported {count} records.", records_imported=count)
+    if job is not None:
+        _run_attempt(job, "importing the dataset", _import)
+
+
+def _import(job: DatasetImportJob, lost: threading.Event) -> None:
+    dataset = job.dataset
+    storage = object_storage()
+    uris = _input_objects(storage, job.data_location, job.role)
+    if not uris:
+        raise JobFailed(f"Invalid Data location. There is no file at {job.data_location}.")
+    read, save = _READERS[dataset.dataset_type]
+    parts = []
+    for uri in uris:
+        with storage.open_read(uri) as src:
+            try:
+                parts.append(read(src))
+            except engine_datasets.DatasetError as exc:
+                raise JobFailed(f"{uri}: {exc}") from None
+    if job.import_mode == DatasetImportJob.ImportMode.INCREMENTAL and dataset.data_file:
+        with open(dataset.data_file, "rb") as fh:
+            parts.insert(0, _LOADERS[dataset.dataset_type](fh))
+    data = parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
+    path = artifact_path("datasets", str(dataset.pk), f"import-{job.pk}.npz")
+    tmp = path.with_suffix(f".tmp-{job.attempts}")
+    with open(tmp, "wb") as fh:
+        save(data, fh)
+    if lost.is_set():
+        raise LostOwnership
+    os.replace(tmp, path)
+    count = len(data)
+    with transaction.atomic():
+        if job.succeed(f"Imported {count} records.", records_imported=count):
+            Dataset.objects.filter(pk=dataset.pk).update(data_file=str(path), record_count=count)
 
 
 def _load_dataset(dataset):
@@ -110,40 +163,43 @@ def _load_dataset(dataset):
 
 def train_solution_version(version_pk: int) -> None:
     version = SolutionVersion.objects.select_related("solution__dataset_group").filter(pk=version_pk).first()
-    if version is None or not version.start():
-        return
-    with _fails_resource_on_error(version, "training the solution version"):
-        started = time.monotonic()
-        solution = version.solution
-        group = solution.dataset_group
-        interactions = _load_dataset(group.dataset(Dataset.Type.INTERACTIONS))
-        if interactions is None:
-            raise JobFailed(
-                "Create failed. The dataset group has no imported Interactions data: import interactions first."
-            )
-        interactions = select_events(
-            interactions,
-            event_type=solution.event_type or None,
-            event_value_threshold=solution.solution_config.get("eventValueThreshold"),
+    if version is not None:
+        _run_attempt(version, "training the solution version", _train)
+
+
+def _train(version: SolutionVersion, lost: threading.Event) -> None:
+    started = time.monotonic()
+    solution = version.solution
+    group = solution.dataset_group
+    interactions = _load_dataset(group.dataset(Dataset.Type.INTERACTIONS))
+    if interactions is None:
+        raise JobFailed(
+            "Create failed. The dataset group has no imported Interactions data: import interactions first."
         )
-        check_training_minimums(interactions)
-        model = make_model(solution.recipe_arn, solution.hyperparameters)
-        model.fit(
-            interactions,
-            items=_load_dataset(group.dataset(Dataset.Type.ITEMS)),
-            users=_load_dataset(group.dataset(Dataset.Type.USERS)),
-        )
-        path = artifact_path("solution-versions", f"{version.pk}.npz")
-        tmp = path.with_suffix(".tmp")
-        save_model(model, tmp)
-        os.replace(tmp, path)
-        hours = (time.monotonic() - started) / 3600
-        version.succeed(
-            "Training completed.",
-            artifact=str(path),
-            artifact_checksum=file_checksum(path),
-            training_hours=hours,
-        )
+    interactions = select_events(
+        interactions,
+        event_type=solution.event_type or None,
+        event_value_threshold=solution.solution_config.get("eventValueThreshold"),
+    )
+    check_training_minimums(interactions)
+    model = make_model(solution.recipe_arn, solution.hyperparameters)
+    model.fit(
+        interactions,
+        items=_load_dataset(group.dataset(Dataset.Type.ITEMS)),
+        users=_load_dataset(group.dataset(Dataset.Type.USERS)),
+    )
+    if lost.is_set():
+        raise LostOwnership
+    path = artifact_path("solution-versions", f"{version.pk}.npz")
+    tmp = path.with_suffix(f".tmp-{version.attempts}")
+    save_model(model, tmp)
+    os.replace(tmp, path)
+    version.succeed(
+        "Training completed.",
+        artifact=str(path),
+        artifact_checksum=file_checksum(path),
+        training_hours=(time.monotonic() - started) / 3600,
+    )
 
 
 # Models already loaded by this worker, by artifact checksum: a warm worker starts a job without I/O.
@@ -170,63 +226,68 @@ def _cached_model(version: SolutionVersion):
 
 
 def run_batch_inference_job(job_pk: int) -> None:
-    job = (
-        BatchInferenceJob.objects.select_related("solution_version__solution", "role")
-        .filter(pk=job_pk)
-        .first()
-    )
-    if job is None or not job.start():
-        return
-    with _fails_resource_on_error(job, "running the batch inference job"):
-        storage = object_storage()
-        bucket, key = parse_s3_uri(job.output_path)
-        output_prefix = f"s3://{bucket}/{key.rstrip('/')}/" if key else f"s3://{bucket}/"
-        inputs = _input_objects(storage, job.input_path, job.role, exclude_prefix=output_prefix)
-        if not inputs:
-            raise JobFailed(f"Invalid S3 input path: there are no input files under {job.input_path}.")
-        if len(inputs) > MAX_INPUT_FILES:
-            raise JobFailed(
-                f"The input path holds {len(inputs)} files; a job reads at most {MAX_INPUT_FILES}."
-            )
-        sizes = [storage.size(uri) for uri in inputs]
-        if sum(sizes) > MAX_INPUT_BYTES:
-            raise JobFailed(
-                f"The input is {sum(sizes)} bytes; a job reads at most 1 GB. Split it over several jobs."
-            )
-        for uri in inputs:
-            job.role.require("s3:PutObject", job.output_uri_for(uri))
-        job.save_progress(input_files=inputs, input_bytes=sum(sizes))
+    job = BatchInferenceJob.objects.select_related("solution_version__solution", "role").filter(pk=job_pk).first()
+    if job is not None:
+        _run_attempt(job, "running the batch inference job", _run_batch)
 
-        model = _cached_model(job.solution_version)
-        exploration = validate_exploration_config(job.recipe, job.exploration_config)
-        done = failed = 0
-        outputs = []
-        for uri in inputs:
-            out_uri = job.output_uri_for(uri)
 
-            def progress(lines, bad, _base=(done, failed)):
-                job.save_progress(lines_done=_base[0] + lines, lines_failed=_base[1] + bad)
+def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
+    storage = object_storage()
+    bucket, key = parse_s3_uri(job.output_path)
+    output_prefix = f"s3://{bucket}/{key.rstrip('/')}/" if key else f"s3://{bucket}/"
+    inputs = _input_objects(storage, job.input_path, job.role, exclude_prefix=output_prefix)
+    if not inputs:
+        raise JobFailed(f"Invalid S3 input path: there are no input files under {job.input_path}.")
+    if len(inputs) > MAX_INPUT_FILES:
+        raise JobFailed(f"The input path holds {len(inputs)} files; a job reads at most {MAX_INPUT_FILES}.")
+    sizes = [storage.size(uri) for uri in inputs]
+    if sum(sizes) > MAX_INPUT_BYTES:
+        raise JobFailed(f"The input is {sum(sizes)} bytes; a job reads at most 1 GB. Split it over several jobs.")
+    for uri in inputs:
+        job.role.require("s3:PutObject", job.output_uri_for(uri))
 
-            try:
-                with storage.open_read(uri) as src, storage.atomic_writer(out_uri) as out:
-                    stats = run_batch(
-                        model,
-                        iter_lines(src),
-                        out,
-                        num_results=job.num_results,
-                        input_kind=job.input_kind,
-                        exploration=exploration,
-                        seed=job.seed,
-                        on_chunk=progress,
-                    )
-            except ObjectNotFound:
-                raise JobFailed(f"Invalid S3 input path: {uri} disappeared while the job ran.") from None
-            done += stats.lines_written
-            failed += stats.lines_failed
-            outputs.append(out_uri)
-        job.succeed(
-            f"Wrote {done} lines ({failed} with errors) to {len(outputs)} file(s).",
-            output_files=outputs,
+    # A retried attempt keeps the files an earlier attempt finished: their outputs are published whole.
+    results = [r for r in job.file_results if r["input"] in inputs]
+    finished = {r["input"] for r in results}
+    done = sum(r["lines"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    _save_progress(job, lost, input_files=inputs, input_bytes=sum(sizes), lines_done=done, lines_failed=failed)
+
+    model = _cached_model(job.solution_version)
+    exploration = validate_exploration_config(job.recipe, job.exploration_config)
+    for uri in inputs:
+        if uri in finished:
+            continue
+        out_uri = job.output_uri_for(uri)
+
+        def progress(lines, bad, _base=(done, failed)):
+            _save_progress(job, lost, lines_done=_base[0] + lines, lines_failed=_base[1] + bad)
+
+        try:
+            with storage.open_read(uri) as src, storage.atomic_writer(out_uri) as out:
+                stats = run_batch(
+                    model,
+                    iter_lines(src),
+                    out,
+                    num_results=job.num_results,
+                    input_kind=job.input_kind,
+                    exploration=exploration,
+                    seed=job.seed,
+                    on_chunk=progress,
+                )
+                if lost.is_set():
+                    raise LostOwnership
+        except ObjectNotFound:
+            raise JobFailed(f"Invalid S3 input path: {uri} disappeared while the job ran.") from None
+        done += stats.lines_written
+        failed += stats.lines_failed
+        results.append({"input": uri, "output": out_uri, "lines": stats.lines_written, "failed": stats.lines_failed})
+        _save_progress(
+            job,
+            lost,
+            file_results=results,
+            output_files=[r["output"] for r in results],
             lines_done=done,
             lines_failed=failed,
         )
+    job.succeed(f"Wrote {done} lines ({failed} with errors) to {len(results)} file(s).")

@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from console.envparse import env_account_id, env_bool, env_int, env_list, env_secret
+from console.envparse import env_account_id, env_bool, env_float, env_int, env_list, env_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR / "var").resolve()
@@ -152,4 +152,14 @@ LOGGING = {
 }
 
 # We enqueue in transaction.on_commit ourselves (batchjobs/queues.py), so django-rq must not defer again.
-RQ = {"COMMIT_MODE": "auto"}
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "batchjobs.worker.Worker"}
+
+# Worker liveness (see README "Faults"): a running job writes a heartbeat every WORKER_HEARTBEAT_S; a job
+# whose heartbeat is older than WORKER_LOST_AFTER_S is retried by the reconciler (which runs in every
+# worker every RECONCILE_EVERY_S), at most MAX_ATTEMPTS times in all. A job left CREATE PENDING with
+# nothing on the queue (Redis was down at submit) is enqueued again after PENDING_REQUEUE_AFTER_S.
+WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
+WORKER_LOST_AFTER_S = env_float("WORKER_LOST_AFTER_S", 30.0)
+RECONCILE_EVERY_S = env_float("RECONCILE_EVERY_S", 10.0)
+PENDING_REQUEUE_AFTER_S = env_float("PENDING_REQUEUE_AFTER_S", 30.0)
+MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 3)
