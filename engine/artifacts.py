@@ -17,7 +17,7 @@ from engine.recipes import MODEL_CLASSES, RecommenderModel, UnknownRecipe, get_r
 __all__ = ["FORMAT_VERSION", "ArtifactError", "file_checksum", "load_model", "save_model"]
 
 #: Bump when the saved layout changes; older files are then refused with a clear message.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ArtifactError(ValueError):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO
 
+from engine.recipes.base import RecommenderModel
+
 __all__ = [
     "MAX_ITEM_LIST",
     "MAX_LINE_BYTES",
@@ -166,6 +168,8 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", ("itemId",))):
         if foreign in obj and input_kind not in kinds:
             return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
+    if input_kind == "itemId" and "itemId" not in obj and "userId" in obj:
+        return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got 'userId'"
     primary = "itemId" if input_kind == "itemId" else "userId"
     error = _check_id(obj, primary)
     if error:
@@ -266,6 +270,14 @@ def _ok_line(query: dict, items: list[str], scores: list[float] | None) -> bytes
     return _encode(build(False), lambda: build(True))
 
 
+_METHODS = {"userId": "recommend", "userId+itemList": "rank", "itemId": "similar_items"}
+
+
+def _supports(model, method: str) -> bool:
+    impl = getattr(type(model), method, None)
+    return impl is not None and impl is not getattr(RecommenderModel, method, None)
+
+
 def run_batch(
     model,
     lines: Iterable[bytes],
@@ -290,12 +302,16 @@ def run_batch(
         Receives the output lines (compact JSON, ``input``/``output``/``error``).
     num_results : int
         Items per line.
-    input_kind : str
-        Only ``"userId"`` is supported by the current recipes.
+    input_kind : {"userId", "userId+itemList", "itemId"}
+        Decides the model call per chunk: ``model.recommend(user_ids, num_results, ...)`` for
+        ``userId``; ``model.rank(user_ids, item_lists)`` for ``userId+itemList`` (every given item
+        comes back, so ``num_results`` does not apply; ``scores`` covers the scored prefix and
+        items without training data follow unscored); ``model.similar_items(item_ids,
+        num_results)`` for ``itemId``. Lines of another shape get an error line.
     chunk_size : int, default 2000
-        Non-blank lines per ``recommend`` call; bounds memory.
+        Non-blank lines per model call; bounds memory.
     exploration : dict, optional
-        ``exploration_weight`` / ``exploration_item_age_cut_off`` for ``recommend``.
+        ``exploration_weight`` / ``exploration_item_age_cut_off`` for ``recommend`` (userId only).
     seed : int, default 0
     on_chunk : callable, optional
         Called as ``on_chunk(lines_written_total, lines_failed_total)`` after each chunk.
@@ -304,7 +320,10 @@ def run_batch(
     -------
     BatchStats
     """
-    if input_kind != "userId":
+    method = _METHODS.get(input_kind)
+    if method is None:
+        raise ValueError(f"Unknown input kind {input_kind!r}")
+    if not _supports(model, method):
         raise ValueError(f"Input kind {input_kind!r} is not supported by {type(model).__name__}")
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -314,8 +333,15 @@ def run_batch(
 
     def flush() -> None:
         nonlocal written, failed
-        good = [q["userId"] for q, err in chunk if err is None]
-        items, scores = model.recommend(good, num_results, seed=seed, **exploration) if good else ([], None)
+        good = [q for q, err in chunk if err is None]
+        if not good:
+            items, scores = [], None
+        elif input_kind == "userId":
+            items, scores = model.recommend([q["userId"] for q in good], num_results, seed=seed, **exploration)
+        elif input_kind == "userId+itemList":
+            items, scores = model.rank([q["userId"] for q in good], [q["itemList"] for q in good])
+        else:
+            items, scores = model.similar_items([q["itemId"] for q in good], num_results)
         buf = []
         g = 0
         for query, err in chunk:

@@ -18,17 +18,29 @@ from engine.recipes.catalog import (
     validate_hyperparameters,
 )
 from engine.recipes.popularity import PopularityCount
-from engine.recipes.user_personalization import UserPersonalization
+from engine.recipes.sims import Sims
+from engine.recipes.user_personalization import (
+    HRNN,
+    HRNNColdstart,
+    HRNNMetadata,
+    PersonalizedRanking,
+    UserPersonalization,
+)
 
 __all__ = [
+    "HRNN",
     "MODEL_CLASSES",
     "RECIPES",
     "HyperParameter",
+    "HRNNColdstart",
+    "HRNNMetadata",
     "HyperParameterError",
     "NotFittedError",
+    "PersonalizedRanking",
     "PopularityCount",
     "RecipeSpec",
     "RecommenderModel",
+    "Sims",
     "UnknownRecipe",
     "UserPersonalization",
     "get_recipe",
@@ -40,7 +52,8 @@ __all__ = [
 
 #: Recipe ARN -> model class.
 MODEL_CLASSES: dict[str, type[RecommenderModel]] = {
-    cls.recipe_arn: cls for cls in (UserPersonalization, PopularityCount)
+    cls.recipe_arn: cls
+    for cls in (UserPersonalization, PersonalizedRanking, Sims, PopularityCount, HRNN, HRNNMetadata, HRNNColdstart)
 }
 
 

@@ -84,7 +84,6 @@ class RecommenderModel(ABC):
         self
         """
 
-    @abstractmethod
     def recommend(
         self,
         user_ids: Sequence[str],
@@ -115,6 +114,46 @@ class RecommenderModel(ABC):
         scores : list of list of float, or None
             None for models without scores.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not take userId queries")
+
+    def rank(
+        self, user_ids: Sequence[str], item_lists: Sequence[Sequence[str]]
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Re-rank each user's candidate list (PERSONALIZED_RANKING queries).
+
+        Parameters
+        ----------
+        user_ids : sequence of str
+        item_lists : sequence of sequence of str
+            One candidate list per user.
+
+        Returns
+        -------
+        items : list of list of str
+            Every distinct candidate, best first; candidates the model has no data for come last,
+            in their input order.
+        scores : list of list of float
+            Softmax over the scored candidates, one score per *scored* item: ``scores[j][r]`` belongs
+            to ``items[j][r]`` and the unscored tail has no entries, so ``len(scores[j]) <=
+            len(items[j])`` and the scores sum to 1 whenever any candidate is known.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not take userId + itemList queries")
+
+    def similar_items(self, item_ids: Sequence[str], n: int) -> tuple[list[list[str]], None]:
+        """Items related to each query item (RELATED_ITEMS queries).
+
+        Parameters
+        ----------
+        item_ids : sequence of str
+        n : int
+
+        Returns
+        -------
+        items : list of list of str
+            Never contains the query item itself. Unknown items get popular items.
+        scores : None
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not take itemId queries")
 
     # ------------------------------------------------------------------ shared fitting
 
@@ -179,7 +218,10 @@ class RecommenderModel(ABC):
 
     # ------------------------------------------------------------------ shared inference
 
-    def _popular_lists(self, n: int) -> list[str]:
+    def _popular_lists(self, n: int, exclude: int = -1) -> list[str]:
+        if exclude >= 0:
+            order = self.popular_order_[: max(0, n) + 1]
+            return self.item_map_.ids[order[order != exclude][: max(0, n)]].tolist()
         return self.item_map_.ids[self.popular_order_[: max(0, n)]].tolist()
 
     def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:

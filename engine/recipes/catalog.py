@@ -1,6 +1,7 @@
 """The one place for recipe facts: names, ARNs, types and hyperparameter ranges.
 
-Only recipes this engine can actually train are listed.
+Only recipes this engine can actually train are listed. The legacy HRNN recipes are listed with
+``legacy=True``: the service keeps them for existing solutions but no longer offers them for new ones.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ class RecipeSpec:
     description : str
     hyperparameters : tuple of HyperParameter
     has_scores : bool
-        Whether batch output lines carry ``scores`` (popularity-count's do not).
+        Whether batch output lines carry ``scores`` (popularity-count's and SIMS's do not).
+    legacy : bool
+        The service no longer offers the recipe for new solutions (the HRNN family); kept so
+        existing solutions and their batch jobs keep working.
     """
 
     name: str
@@ -120,6 +124,7 @@ class RecipeSpec:
     description: str
     hyperparameters: tuple[HyperParameter, ...] = field(default_factory=tuple)
     has_scores: bool = True
+    legacy: bool = False
     arn: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +145,23 @@ class RecipeSpec:
         return {h.name: h.default for h in self.hyperparameters if h.scope == scope}
 
 
-_PERCENTILE_HELP = "users whose history length is outside these percentiles are left out of training"
+def _sequence_params(hidden_dimension: int) -> tuple[HyperParameter, ...]:
+    """The hyperparameters shared by user-personalization, personalized-ranking and HRNN."""
+    return (
+        HyperParameter("hidden_dimension", "int", hidden_dimension, 32, 256, hpo_tunable=True),
+        HyperParameter("bptt", "int", 32, 2, 32, hpo_tunable=True),
+        HyperParameter("recency_mask", "bool", True, hpo_tunable=True),
+        HyperParameter("min_user_history_length_percentile", "float", 0.0, 0.0, 1.0),
+        HyperParameter("max_user_history_length_percentile", "float", 0.99, 0.0, 1.0),
+    )
+
+
+_EXPLORATION_PARAMS = (
+    HyperParameter("exploration_weight", "float", 0.3, 0.0, 1.0, scope="inference"),
+    HyperParameter("exploration_item_age_cut_off", "float", 30.0, 1.0, None, scope="inference"),
+)
+
+_UP_FT = "arn:aws:personalize:::feature-transformation/JSON-percentile-filtering"
 
 RECIPES: dict[str, RecipeSpec] = {
     spec.arn: spec
@@ -152,18 +173,40 @@ RECIPES: dict[str, RecipeSpec] = {
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/user-personalization",
             description=(
                 "Recommends items for a user from their interaction history (implicit-feedback matrix "
-                "factorisation with recency weighting); unknown users get popular items. Scores are a "
-                "softmax over the whole catalogue."
+                "factorisation blended with a recency-weighted item-to-item sequence model); unknown users "
+                "get popular items. Scores are a softmax over the whole catalogue."
+            ),
+            hyperparameters=_sequence_params(149) + _EXPLORATION_PARAMS,
+        ),
+        RecipeSpec(
+            name="aws-personalized-ranking",
+            recipe_type=PERSONALIZED_RANKING,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-personalized-ranking",
+            feature_transformation_arn=_UP_FT,
+            description=(
+                "Re-ranks a list of up to 500 items (itemList) for a user. Scores are a softmax over the "
+                "given list; items without training data come last, unscored."
+            ),
+            hyperparameters=_sequence_params(149),
+        ),
+        RecipeSpec(
+            name="aws-sims",
+            recipe_type=RELATED_ITEMS,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-sims",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/sims",
+            description=(
+                "Item-to-item similarities from co-occurrence in user histories; unknown or too sparse "
+                "items get popular items. No scores."
             ),
             hyperparameters=(
-                HyperParameter("hidden_dimension", "int", 149, 32, 256, hpo_tunable=True),
-                HyperParameter("bptt", "int", 32, 2, 32, hpo_tunable=True),
-                HyperParameter("recency_mask", "bool", True, hpo_tunable=True),
-                HyperParameter("min_user_history_length_percentile", "float", 0.0, 0.0, 1.0),
-                HyperParameter("max_user_history_length_percentile", "float", 0.99, 0.0, 1.0),
-                HyperParameter("exploration_weight", "float", 0.3, 0.0, 1.0, scope="inference"),
-                HyperParameter("exploration_item_age_cut_off", "float", 30.0, 1.0, None, scope="inference"),
+                HyperParameter("popularity_discount_factor", "float", 0.5, 0.0, 1.0, hpo_tunable=True),
+                HyperParameter("min_cointeraction_count", "int", 3, 0, 10, hpo_tunable=True),
+                HyperParameter("min_user_history_length_percentile", "float", 0.005, 0.0, 1.0),
+                HyperParameter("max_user_history_length_percentile", "float", 0.995, 0.0, 1.0),
+                HyperParameter("min_item_interaction_count_percentile", "float", 0.01, 0.0, 1.0),
+                HyperParameter("max_item_interaction_count_percentile", "float", 0.9, 0.0, 1.0),
             ),
+            has_scores=False,
         ),
         RecipeSpec(
             name="aws-popularity-count",
@@ -175,6 +218,47 @@ RECIPES: dict[str, RecipeSpec] = {
                 "No scores. Useful as a baseline."
             ),
             has_scores=False,
+        ),
+        RecipeSpec(
+            name="aws-hrnn",
+            recipe_type=USER_PERSONALIZATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn",
+            feature_transformation_arn=_UP_FT,
+            description="Legacy: the user-personalization model from interactions only (hidden dimension 43).",
+            hyperparameters=_sequence_params(43),
+            legacy=True,
+        ),
+        RecipeSpec(
+            name="aws-hrnn-metadata",
+            recipe_type=USER_PERSONALIZATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn-metadata",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/featurize_metadata",
+            description=(
+                "Legacy: aws-hrnn that also uses Items and Users metadata where available: users with few "
+                "interactions borrow the taste of users sharing their attributes, and items share their "
+                "categories' taste."
+            ),
+            hyperparameters=_sequence_params(43),
+            legacy=True,
+        ),
+        RecipeSpec(
+            name="aws-hrnn-coldstart",
+            recipe_type=USER_PERSONALIZATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn-coldstart",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/featurize_coldstart",
+            description=(
+                "Legacy: aws-hrnn-metadata that also recommends cold items (few interactions, recently "
+                "added) to users who like similar items."
+            ),
+            hyperparameters=_sequence_params(149)
+            + (
+                HyperParameter("cold_start_max_interactions", "int", 15, 1, None),
+                HyperParameter("cold_start_max_duration", "float", 5.0, 0.0, None),
+                HyperParameter(
+                    "cold_start_relative_from", "str", "latestItem", choices=("latestItem", "currentTime")
+                ),
+            ),
+            legacy=True,
         ),
     )
 }
@@ -279,16 +363,14 @@ def validate_hyperparameters(spec: RecipeSpec, params: Mapping[str, Any]) -> dic
     for name, raw in params.items():
         out[name] = _parse_value(spec.hyperparameter(name), raw)
     names = {h.name for h in spec.hyperparameters}
-    lo_name, hi_name = "min_user_history_length_percentile", "max_user_history_length_percentile"
-    if lo_name in names and hi_name in names and (lo_name in out or hi_name in out):
+    for what in ("user_history_length", "item_interaction_count"):
+        lo_name, hi_name = f"min_{what}_percentile", f"max_{what}_percentile"
+        if lo_name not in names or hi_name not in names or (lo_name not in out and hi_name not in out):
+            continue
         lo = out.get(lo_name, spec.hyperparameter(lo_name).default)
         hi = out.get(hi_name, spec.hyperparameter(hi_name).default)
-    else:
-        lo = hi = None
-    if lo is not None and hi is not None and lo > hi:
-        raise HyperParameterError(
-            f"min_user_history_length_percentile={lo} is greater than max_user_history_length_percentile={hi}"
-        )
+        if lo > hi:
+            raise HyperParameterError(f"{lo_name}={lo} is greater than {hi_name}={hi}")
     return out
 
 

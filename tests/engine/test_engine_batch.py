@@ -72,7 +72,13 @@ NOT_STRING = "Field 'userId' must be a non-empty string"
         (b'{"userId": "1"}', "userId+itemList", ({"userId": "1"}, "Missing required field 'itemList'")),
         (b'{"userId": "1", "itemList": [1]}', "userId+itemList",
          ({"userId": "1", "itemList": [1]}, "Field 'itemList' must contain only non-empty strings")),
-        (b'{"userId": "1"}', "itemId", ({"userId": "1"}, "Missing required field 'itemId'")),
+        (b'{"userId": "1"}', "itemId",
+         ({"userId": "1"}, 'This solution version\'s recipe takes {"itemId": ...} input; got \'userId\'')),
+        (b'{"item": "1"}', "itemId", ({"item": "1"}, "Missing required field 'itemId'")),
+        (b'{"userId": "1", "itemList": ["' + b"x" * 3 + b'"] }', "userId+itemList",
+         ({"userId": "1", "itemList": ["xxx"]}, None)),
+        (b'{"userId": "1", "itemList": [' + b'"i",' * 501 + b'"i"]}', "userId+itemList",
+         ({"userId": "1", "itemList": ["i"] * 502}, "Field 'itemList' has 502 items; at most 500 are allowed")),
     ],
 )
 def test_parse_line(raw, kind, expected):

@@ -43,7 +43,7 @@ def test_catalog_lists_the_trainable_recipes():
     pop = get_recipe("aws-popularity-count")
     assert pop.recipe_type == "USER_PERSONALIZATION" and not pop.has_scores and pop.hyperparameters == ()
     with pytest.raises(UnknownRecipe):
-        get_recipe("aws-sims")
+        get_recipe("aws-similar-items")
     assert input_kind("USER_PERSONALIZATION") == "userId"
     assert input_kind("PERSONALIZED_RANKING") == "userId+itemList"
     assert input_kind("RELATED_ITEMS") == "itemId"
@@ -107,9 +107,7 @@ def test_scores_are_a_softmax_over_the_catalogue(fitted):
         assert row == sorted(row, reverse=True)
         assert all(0.0 < s < 1.0 for s in row)
     user = fitted.user_map_.index(["a0"])[0]
-    logits = fitted.temperature_ * (
-        fitted.user_factors_[user].astype(float) @ fitted.item_factors_.T.astype(float)
-    )
+    logits = fitted._logits(np.array([user]))[0]
     full = np.exp(logits - logits.max())
     full /= full.sum()
     assert abs(full.sum() - 1.0) < 1e-9

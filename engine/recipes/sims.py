@@ -1,0 +1,183 @@
+"""aws-sims: item-to-item similarities from co-occurrence in user histories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.datasets import Interactions, Items, Users
+from engine.recipes.base import RecommenderModel
+from engine.recipes.catalog import get_recipe
+
+__all__ = ["Sims"]
+
+# Upper bound on the stored neighbour entries, whatever the catalogue size.
+_MAX_NEIGHBOUR_ENTRIES = 30_000_000
+# Users per block when counting co-occurrences (bounds the temporary products).
+_USER_BLOCK = 2000
+
+
+class Sims(RecommenderModel):
+    """Items that the same users interacted with, discounted for popularity.
+
+    For a query item i and a candidate j, with ``co(i, j)`` the number of (kept) users who
+    interacted with both and ``pop(j)`` the number who interacted with j::
+
+        sim(i, j) = co(i, j) / pop(j) ** popularity_discount_factor
+
+    so 0 ranks co-interacted items by raw co-count (popular items first) and 1 by the share of j's
+    users who also had i (popularity fully discounted); 0.5 orders like cosine similarity. Pairs
+    with fewer than ``min_cointeraction_count`` common users have no similarity. Lists shorter than
+    asked are filled with popular items; unknown items get popular items. The query item itself
+    is never returned.
+
+    Parameters
+    ----------
+    popularity_discount_factor : float, default 0.5
+    min_cointeraction_count : int, default 3
+    min_user_history_length_percentile, max_user_history_length_percentile : float, default 0.005, 0.995
+        Users whose number of distinct items lies outside these percentiles do not count
+        (bots, or users with too little history to relate items).
+    min_item_interaction_count_percentile, max_item_interaction_count_percentile : float, default 0.01, 0.9
+        Percentiles of the items' numbers of users. Items below the low one get no similarities
+        (they neither have neighbours nor appear as one; their queries get popular items); items
+        above the high one count only their most recent users, up to that percentile's count.
+    neighbours : int, default 100
+        Similar items kept per item.
+
+    Attributes
+    ----------
+    neighbour_indptr_, neighbour_indices_ : ndarray
+        CSR rows: each item's similar items, most similar first.
+    """
+
+    recipe_arn = get_recipe("aws-sims").arn
+    has_scores = False
+    _fitted_array_names = ("neighbour_indptr_", "neighbour_indices_")
+
+    def __init__(
+        self,
+        popularity_discount_factor: float = 0.5,
+        min_cointeraction_count: int = 3,
+        min_user_history_length_percentile: float = 0.005,
+        max_user_history_length_percentile: float = 0.995,
+        min_item_interaction_count_percentile: float = 0.01,
+        max_item_interaction_count_percentile: float = 0.9,
+        neighbours: int = 100,
+    ):
+        self.popularity_discount_factor = popularity_discount_factor
+        self.min_cointeraction_count = min_cointeraction_count
+        self.min_user_history_length_percentile = min_user_history_length_percentile
+        self.max_user_history_length_percentile = max_user_history_length_percentile
+        self.min_item_interaction_count_percentile = min_item_interaction_count_percentile
+        self.max_item_interaction_count_percentile = max_item_interaction_count_percentile
+        self.neighbours = neighbours
+
+    def _validate_params(self) -> None:
+        if not 0.0 <= self.popularity_discount_factor <= 1.0:
+            raise ValueError(f"popularity_discount_factor must be in [0, 1], got {self.popularity_discount_factor}")
+        if self.min_cointeraction_count < 0 or self.neighbours < 1:
+            raise ValueError("min_cointeraction_count must be >= 0 and neighbours >= 1")
+        for what in ("user_history_length", "item_interaction_count"):
+            lo = getattr(self, f"min_{what}_percentile")
+            hi = getattr(self, f"max_{what}_percentile")
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"{what} percentiles must satisfy 0 <= min <= max <= 1, got [{lo}, {hi}]")
+
+    def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
+        self._validate_params()
+        counts = self._fit_common(interactions, items)
+        n_users, n_items = counts.shape
+        x = counts.copy()
+        x.data[:] = 1.0
+
+        history = np.diff(x.indptr)
+        lo, hi = np.quantile(
+            history, [self.min_user_history_length_percentile, self.max_user_history_length_percentile]
+        )
+        keep_users = (history >= lo) & (history <= hi)
+        x = sp.diags(keep_users.astype(np.float64)) @ x
+        x.eliminate_zeros()
+
+        # Item interaction-count percentiles: items below the low one are too sparse to relate and
+        # are left out; above the high one an item's count is capped there, keeping its most recent
+        # users, so blockbusters stay findable without drowning every other co-occurrence.
+        pop_all = self.item_popularity_
+        seen = pop_all > 0
+        lo, hi = np.quantile(
+            pop_all[seen], [self.min_item_interaction_count_percentile, self.max_item_interaction_count_percentile]
+        )
+        keep_items = seen & (pop_all >= lo)
+        x = (x @ sp.diags(keep_items.astype(np.float64))).tocsr()
+        x.eliminate_zeros()
+        x = self._cap_item_counts(x, interactions, max(1, int(np.ceil(hi))))
+
+        pop = np.asarray(x.sum(axis=0)).ravel()
+        co = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+        xt = x.T.tocsr()
+        for start in range(0, n_users, _USER_BLOCK):
+            block = x[start : start + _USER_BLOCK]
+            co = co + (xt[:, start : start + _USER_BLOCK] @ block)
+        co = co.tocoo()
+        off_diag = co.row != co.col
+        enough = co.data >= max(1, int(self.min_cointeraction_count))
+        sel = off_diag & enough
+        r, c, v = co.row[sel], co.col[sel], co.data[sel]
+        sim = v / np.power(np.maximum(pop[c], 1.0), float(self.popularity_discount_factor))
+        k = int(max(1, min(self.neighbours, _MAX_NEIGHBOUR_ENTRIES // max(1, n_items))))
+        # Most similar first; ties by more co-interactions, then by item index (deterministic).
+        order = np.lexsort((c, -v, -sim, r))
+        r, c = r[order], c[order]
+        starts = np.searchsorted(r, np.arange(n_items))
+        rank = np.arange(len(r)) - starts[r]
+        sel = rank < k
+        r, c = r[sel], c[sel]
+        self.neighbour_indptr_ = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n_items))]).astype(np.int64)
+        self.neighbour_indices_ = c.astype(np.int32)
+        return self
+
+    def _cap_item_counts(self, x: sp.csr_matrix, interactions: Interactions, cap: int) -> sp.csr_matrix:
+        """Keep at most ``cap`` users per item: those who interacted with it most recently."""
+        n_users, n_items = x.shape
+        rows = self.user_map_.index(interactions.user_ids)
+        cols = self.item_map_.index(interactions.item_ids)
+        order = np.lexsort((-np.asarray(interactions.timestamps, dtype=np.float64), cols * n_users + rows))
+        pair = (cols * n_users + rows)[order]
+        first = np.ones(len(pair), dtype=bool)
+        first[1:] = pair[1:] != pair[:-1]
+        r, c, t = rows[order][first], cols[order][first], np.asarray(interactions.timestamps)[order][first]
+        # Only pairs that survived the user and item filters.
+        keep = np.asarray(x[r, c]).ravel() > 0
+        r, c, t = r[keep], c[keep], t[keep]
+        # Per item, newest first (ties by user index), then keep the first ``cap``.
+        order = np.lexsort((r, -t, c))
+        r, c = r[order], c[order]
+        starts = np.searchsorted(c, np.arange(n_items))
+        rank = np.arange(len(c)) - starts[c]
+        sel = rank < cap
+        return sp.csr_matrix((np.ones(int(sel.sum())), (r[sel], c[sel])), shape=(n_users, n_items))
+
+    def similar_items(self, item_ids: Sequence[str], n: int) -> tuple[list[list[str]], None]:
+        """See :meth:`RecommenderModel.similar_items`."""
+        self._check_fitted()
+        n = max(0, int(n))
+        idx = self.item_map_.index(list(item_ids))
+        ids = self.item_map_.ids
+        popular = self.popular_order_[: n + 1]
+        out = []
+        for i in idx:
+            if i < 0:
+                out.append(ids[popular[:n]].tolist())
+                continue
+            near = self.neighbour_indices_[self.neighbour_indptr_[i] : self.neighbour_indptr_[i + 1]][:n]
+            picked = near.astype(np.int64).tolist()
+            if len(picked) < n:
+                taken = set(picked)
+                taken.add(int(i))
+                picked += [int(p) for p in self.popular_order_[: n + len(taken)] if int(p) not in taken][
+                    : n - len(picked)
+                ]
+            out.append(ids[np.asarray(picked, dtype=np.int64)].tolist() if picked else [])
+        return out, None
