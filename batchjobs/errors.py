@@ -34,5 +34,21 @@ class LimitExceededException(ServiceError):
     code = "LimitExceededException"
 
 
+class InvalidNextTokenException(ServiceError):
+    code = "InvalidNextTokenException"
+
+
+class TooManyTagsException(ServiceError):
+    code = "TooManyTagsException"
+
+
+class TooManyTagKeysException(ServiceError):
+    code = "TooManyTagKeysException"
+
+
+class AccessDeniedException(ServiceError):
+    code = "AccessDeniedException"
+
+
 class JobFailed(Exception):
     """A job cannot complete; the message becomes its failureReason, so it must tell a person what to fix."""

@@ -14,6 +14,8 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The AWS-compatible API (batchjobs/api.py, written by the lead) is mounted at /api/personalize here.
+    path("", include("batchjobs.api")),
     path("", include("batchjobs.urls")),
 ]
 

@@ -1,0 +1,221 @@
+"""Resources -> the API's shapes, member for member as botocore's personalize model names them.
+
+One function per shape. Summaries are the full shape cut down to the summary's members, so a member is
+computed in one place only. Optional members that have no value are left out, never sent as null.
+Timestamps are epoch seconds (float), which botocore turns into datetimes.
+"""
+
+import datetime as dt
+
+# Recipes are built in; the service reports a fixed creation date for them.
+RECIPE_CREATED = dt.datetime(2019, 6, 10, tzinfo=dt.UTC)
+
+
+def timestamp(value: dt.datetime) -> float:
+    return value.timestamp()
+
+
+def present(**members) -> dict:
+    """Members with a value: None, "" and empty maps are left out."""
+    return {k: v for k, v in members.items() if v is not None and v != "" and v != {}}
+
+
+def _pick(full: dict, members: tuple[str, ...]) -> dict:
+    return {k: full[k] for k in members if k in full}
+
+
+def _times(resource) -> dict:
+    return {
+        "creationDateTime": timestamp(resource.created),
+        "lastUpdatedDateTime": timestamp(resource.last_updated),
+    }
+
+
+def dataset_group(group) -> dict:
+    return present(
+        name=group.name,
+        datasetGroupArn=group.arn,
+        status=group.status,
+        roleArn=group.role.arn if group.role_id else None,
+        kmsKeyArn=group.kms_key_arn,
+        **_times(group),
+        failureReason=group.failure_reason,
+        domain=group.domain,
+    )
+
+
+def dataset_group_summary(group) -> dict:
+    return _pick(
+        dataset_group(group),
+        ("name", "datasetGroupArn", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason", "domain"),
+    )
+
+
+def schema(row) -> dict:
+    return present(name=row.name, schemaArn=row.arn, schema=row.schema, **_times(row), domain=row.domain)
+
+
+def schema_summary(row) -> dict:
+    return _pick(schema(row), ("name", "schemaArn", "creationDateTime", "lastUpdatedDateTime", "domain"))
+
+
+def dataset(row) -> dict:
+    return present(
+        name=row.name,
+        datasetArn=row.arn,
+        datasetGroupArn=row.dataset_group.arn,
+        datasetType=row.dataset_type,
+        schemaArn=row.schema.arn,
+        status=row.status,
+        **_times(row),
+    )
+
+
+def dataset_summary(row) -> dict:
+    return _pick(
+        dataset(row), ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
+    )
+
+
+def dataset_import_job(job) -> dict:
+    return present(
+        jobName=job.job_name,
+        datasetImportJobArn=job.arn,
+        datasetArn=job.dataset.arn,
+        dataSource={"dataLocation": job.data_location},
+        roleArn=job.role.arn if job.role_id else None,
+        status=job.status,
+        **_times(job),
+        failureReason=job.failure_reason,
+        importMode=job.import_mode,
+        publishAttributionMetricsToS3=False,
+    )
+
+
+def dataset_import_job_summary(job) -> dict:
+    return _pick(
+        dataset_import_job(job),
+        (
+            "datasetImportJobArn",
+            "jobName",
+            "status",
+            "creationDateTime",
+            "lastUpdatedDateTime",
+            "failureReason",
+            "importMode",
+        ),
+    )
+
+
+def solution_version_summary(version) -> dict:
+    return _pick(
+        solution_version(version),
+        (
+            "solutionVersionArn",
+            "status",
+            "trainingMode",
+            "trainingType",
+            "creationDateTime",
+            "lastUpdatedDateTime",
+            "failureReason",
+        ),
+    )
+
+
+def solution(row) -> dict:
+    latest = row.versions.order_by("-created", "-pk").first()
+    return present(
+        name=row.name,
+        solutionArn=row.arn,
+        performHPO=row.perform_hpo,
+        performAutoML=row.perform_auto_ml,
+        performAutoTraining=row.perform_auto_training,
+        recipeArn=row.recipe_arn,
+        datasetGroupArn=row.dataset_group.arn,
+        eventType=row.event_type,
+        solutionConfig=row.solution_config,
+        status=row.status,
+        **_times(row),
+        latestSolutionVersion=solution_version_summary(latest) if latest else None,
+    )
+
+
+def solution_summary(row) -> dict:
+    return _pick(
+        solution(row), ("name", "solutionArn", "status", "creationDateTime", "lastUpdatedDateTime", "recipeArn")
+    )
+
+
+def solution_version(version) -> dict:
+    parent = version.solution
+    return present(
+        name=version.name,
+        solutionVersionArn=version.arn,
+        solutionArn=parent.arn,
+        performHPO=parent.perform_hpo,
+        performAutoML=parent.perform_auto_ml,
+        recipeArn=parent.recipe_arn,
+        eventType=parent.event_type,
+        datasetGroupArn=parent.dataset_group.arn,
+        solutionConfig=parent.solution_config,
+        trainingHours=version.training_hours,
+        trainingMode=version.training_mode,
+        status=version.status,
+        failureReason=version.failure_reason,
+        **_times(version),
+        # Versions are only ever trained on request.
+        trainingType="MANUAL",
+    )
+
+
+def batch_inference_job(job) -> dict:
+    return present(
+        jobName=job.job_name,
+        batchInferenceJobArn=job.arn,
+        filterArn=job.filter_arn,
+        failureReason=job.failure_reason,
+        solutionVersionArn=job.solution_version.arn,
+        numResults=job.num_results,
+        jobInput={"s3DataSource": present(path=job.input_path, kmsKeyArn=job.input_kms_key_arn)},
+        jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
+        batchInferenceJobConfig=job.config,
+        roleArn=job.role.arn,
+        batchInferenceJobMode=job.mode,
+        themeGenerationConfig=job.theme_generation_config,
+        status=job.status,
+        **_times(job),
+    )
+
+
+def batch_inference_job_summary(job) -> dict:
+    return _pick(
+        batch_inference_job(job),
+        (
+            "batchInferenceJobArn",
+            "jobName",
+            "status",
+            "creationDateTime",
+            "lastUpdatedDateTime",
+            "failureReason",
+            "solutionVersionArn",
+            "batchInferenceJobMode",
+        ),
+    )
+
+
+def recipe(spec) -> dict:
+    return present(
+        name=spec.name,
+        recipeArn=spec.arn,
+        algorithmArn=spec.algorithm_arn,
+        featureTransformationArn=spec.feature_transformation_arn,
+        status="ACTIVE",
+        description=spec.description,
+        creationDateTime=timestamp(RECIPE_CREATED),
+        recipeType=spec.recipe_type,
+        lastUpdatedDateTime=timestamp(RECIPE_CREATED),
+    )
+
+
+def recipe_summary(spec) -> dict:
+    return _pick(recipe(spec), ("name", "recipeArn", "status", "creationDateTime", "lastUpdatedDateTime"))

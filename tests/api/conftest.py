@@ -1,0 +1,52 @@
+"""Fixtures for the AWS-compatible API: a live server, access keys and boto3 clients pointed at it."""
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.api.support import REGION
+
+
+@pytest.fixture(autouse=True)
+def _api_world(live_server, flush_queues):
+    """Every API test talks to a live server (real transactions) and starts with empty queues."""
+
+
+@pytest.fixture
+def api_url(live_server):
+    return live_server.url + "/api/personalize"
+
+
+@pytest.fixture
+def make_client(api_url):
+    def make(key_id: str, secret: str):
+        return boto3.client(
+            "personalize",
+            endpoint_url=api_url,
+            region_name=REGION,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+
+    return make
+
+
+@pytest.fixture
+def admin_key(django_user_model):
+    from batchjobs.models import AccessKey
+
+    admin = django_user_model.objects.create_superuser("api-admin", password="correct horse battery")
+    return AccessKey.issue(admin)
+
+
+@pytest.fixture
+def personalize(make_client, admin_key):
+    return make_client(admin_key.access_key_id, admin_key.secret_access_key)
+
+
+@pytest.fixture
+def role(db):
+    from batchjobs.models import Role
+
+    return Role.create_with_prefixes("test-role", read=["s3://bucket/"], write=["s3://bucket/out/"])
