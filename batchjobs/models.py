@@ -204,7 +204,9 @@ class AsyncResource(models.Model):
     def rq_job_id(self) -> str:
         """The RQ job id: the row's type and id, plus the attempt for retries (a retry is a new RQ job)."""
         base = f"{self._meta.model_name}-{self.pk}"
-        return base if self.attempts == 0 else f"{base}-retry-{self.attempts}"
+        # A PENDING row waits for its next attempt; any other row names the attempt it ran last.
+        attempt = self.attempts + 1 if self.status == Status.CREATE_PENDING else self.attempts
+        return base if attempt <= 1 else f"{base}-retry-{attempt - 1}"
 
 
 class Role(models.Model):
@@ -284,15 +286,19 @@ class DatasetGroup(AsyncResource):
         return self.datasets.filter(dataset_type=dataset_type).first()
 
     @classmethod
-    def create_validated(cls, name: str, domain: str = "", role_arn: str = "", tags=None) -> "DatasetGroup":
+    def create_validated(
+        cls, name: str, domain: str = "", role_arn: str = "", kms_key_arn: str = "", tags=None
+    ) -> "DatasetGroup":
         validation.check_name(name)
+        if kms_key_arn:
+            validation.check_kms_key(kms_key_arn, "kmsKeyArn")
         if domain:
             validation.check_enum(domain, "domain", [d for d in cls.Domain.values if d])
         role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else None
         tags = validation.check_tags(tags)
         with transaction.atomic():
             _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)
-            group = cls.objects.create(name=name, domain=domain, role=role, tags=tags)
+            group = cls.objects.create(name=name, domain=domain, role=role, kms_key_arn=kms_key_arn, tags=tags)
             group.activate_now()
         return group
 
@@ -516,6 +522,8 @@ class Solution(AsyncResource):
         event_type: str = "",
         solution_config: dict | None = None,
         perform_hpo: bool = False,
+        perform_auto_ml: bool = False,
+        perform_auto_training: bool = False,
         tags=None,
     ) -> "Solution":
         validation.check_name(name)
@@ -543,6 +551,8 @@ class Solution(AsyncResource):
                 event_type=event_type,
                 solution_config=solution_config,
                 perform_hpo=perform_hpo,
+                perform_auto_ml=perform_auto_ml,
+                perform_auto_training=perform_auto_training,
                 tags=tags,
             )
             solution.activate_now()
@@ -565,6 +575,8 @@ class SolutionVersion(AsyncResource):
     artifact = models.CharField(max_length=1024, blank=True)
     artifact_checksum = models.CharField(max_length=64, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # The same metrics of a popularity-count model on the same hold-out split, to judge `metrics` by.
+    baseline_metrics = models.JSONField(default=dict, blank=True)
     training_hours = models.FloatField(null=True, blank=True)
     training_started = models.DateTimeField(null=True, blank=True)
 
@@ -583,6 +595,10 @@ class SolutionVersion(AsyncResource):
     @property
     def version_id(self) -> str:
         return self.arn.rsplit("/", 1)[-1]
+
+    def metrics_with_baseline(self) -> list[tuple[str, float, float | None]]:
+        """(name, value, popularity baseline's value) rows, in the service's metric order."""
+        return [(name, value, self.baseline_metrics.get(name)) for name, value in sorted(self.metrics.items())]
 
     @classmethod
     def create_validated(

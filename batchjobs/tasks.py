@@ -17,6 +17,7 @@ from batchjobs.storage import artifact_path, object_storage
 from engine import datasets as engine_datasets
 from engine.artifacts import file_checksum, load_model, save_model
 from engine.batch import iter_lines, run_batch
+from engine.metrics import evaluate_recipe
 from engine.recipes import HyperParameterError, make_model, validate_exploration_config
 from engine.storage import InvalidS3Path, ObjectNotFound, PathEscapesRoot, parse_s3_uri
 from engine.training import TrainingDataError, check_training_minimums, select_events
@@ -182,12 +183,15 @@ def _train(version: SolutionVersion, lost: threading.Event) -> None:
         event_value_threshold=solution.solution_config.get("eventValueThreshold"),
     )
     check_training_minimums(interactions)
+    items = _load_dataset(group.dataset(Dataset.Type.ITEMS))
+    users = _load_dataset(group.dataset(Dataset.Type.USERS))
+    # Offline metrics with the service's protocol: a hold-out split trained separately, beside a
+    # popularity baseline on the same split.
+    evaluation = evaluate_recipe(solution.recipe_arn, solution.hyperparameters, interactions, items, users)
+    if lost.is_set():
+        raise LostOwnership
     model = make_model(solution.recipe_arn, solution.hyperparameters)
-    model.fit(
-        interactions,
-        items=_load_dataset(group.dataset(Dataset.Type.ITEMS)),
-        users=_load_dataset(group.dataset(Dataset.Type.USERS)),
-    )
+    model.fit(interactions, items=items, users=users)
     if lost.is_set():
         raise LostOwnership
     path = artifact_path("solution-versions", f"{version.pk}.npz")
@@ -199,6 +203,8 @@ def _train(version: SolutionVersion, lost: threading.Event) -> None:
         artifact=str(path),
         artifact_checksum=file_checksum(path),
         training_hours=(time.monotonic() - started) / 3600,
+        metrics=evaluation["metrics"],
+        baseline_metrics=evaluation["baseline"],
     )
 
 

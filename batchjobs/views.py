@@ -404,7 +404,7 @@ def solution_version_detail(request, group_pk, pk):
             "solution": solution,
             "recipe": _recipe_or_none(solution.recipe_arn),
             "hyperparameters": sorted(solution.hyperparameters.items()),
-            "metrics": sorted((version.metrics or {}).items()),
+            "metrics": version.metrics_with_baseline(),
             "transitions": _transitions(version),
             "status_url": reverse("batchjobs:solution_version_status", args=[group.pk, version.pk]),
             "breadcrumbs": _crumbs(

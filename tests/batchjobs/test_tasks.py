@@ -276,3 +276,14 @@ def test_exploration_settings_are_validated_and_kept(demo_world, trained_version
 def test_dataset_arns_follow_the_service_format(demo_world):
     dataset = demo_world["group"].dataset(Dataset.Type.INTERACTIONS)
     assert dataset.arn == "arn:aws:personalize:us-east-1:000000000000:dataset/test-group/INTERACTIONS"
+
+
+def test_training_records_the_services_metrics_beside_a_popularity_baseline(demo_world, trained_version):
+    version = trained_version("aws-user-personalization")
+    names = {
+        "coverage", "mean_reciprocal_rank_at_25", "precision_at_5", "precision_at_10", "precision_at_25",
+        "normalized_discounted_cumulative_gain_at_5", "normalized_discounted_cumulative_gain_at_10",
+        "normalized_discounted_cumulative_gain_at_25",
+    }
+    assert set(version.metrics) == names == set(version.baseline_metrics)
+    assert all(0 <= value <= 1 for value in version.metrics.values())
