@@ -1,0 +1,136 @@
+"""The reconciler and the attempt fencing, without processes: rows are put in the states a dead worker
+leaves behind, then reconciled."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from batchjobs import tasks
+from batchjobs.models import BatchInferenceJob, SolutionVersion, Status
+from batchjobs.queues import is_queued
+from batchjobs.reconciler import reconcile
+from tests.helpers import read_output, run_queued_jobs, write_lines
+
+pytestmark = pytest.mark.usefixtures("flush_queues")
+
+
+@pytest.fixture
+def job(demo_world, trained_version):
+    version = trained_version("aws-popularity-count")
+    users = demo_world["data"].user_ids[:30]
+    write_lines(demo_world["storage"], "s3://bucket/in/users.json", [json.dumps({"userId": u}) for u in users])
+    return BatchInferenceJob.create_validated(
+        job_name="job",
+        solution_version_arn=version.arn,
+        input_path="s3://bucket/in/users.json",
+        output_path="s3://bucket/out/",
+        role_arn=demo_world["role"].arn,
+    )
+
+
+def die_mid_job(job):
+    """What a SIGKILLed worker leaves: the row IN_PROGRESS, its heartbeat going stale."""
+    assert job.start()
+    BatchInferenceJob.objects.filter(pk=job.pk).update(heartbeat=timezone.now() - timedelta(minutes=5))
+    job.refresh_from_db()
+
+
+def test_a_job_whose_worker_died_is_retried_and_completes(job, demo_world):
+    die_mid_job(job)
+    assert reconcile()["retried"] == 1
+    job.refresh_from_db()
+    assert job.status == Status.CREATE_PENDING
+    assert is_queued("batch", job.rq_job_id) and job.rq_job_id.endswith("-retry-1")
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE and job.attempts == 2
+    assert len(read_output(demo_world["storage"], "s3://bucket/out/users.json.out")) == 30
+    assert [t.status for t in job.transitions.all()] == [
+        "CREATE PENDING", "CREATE IN_PROGRESS", "CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE",
+    ]
+    assert "retrying (attempt 2 of 3)" in job.transitions.all()[2].message
+
+
+def test_a_live_worker_is_left_alone(job):
+    assert job.start()
+    assert reconcile() == {"retried": 0, "failed": 0, "requeued": 0}
+    job.refresh_from_db()
+    assert job.status == Status.CREATE_IN_PROGRESS
+
+
+def test_after_the_last_attempt_the_job_fails_with_the_reason(job, settings):
+    for _ in range(settings.MAX_ATTEMPTS - 1):
+        die_mid_job(job)
+        reconcile()
+        job.refresh_from_db()
+    die_mid_job(job)
+    assert reconcile()["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == Status.CREATE_FAILED
+    assert "stopped answering 3 times" in job.failure_reason
+
+
+def test_a_worker_presumed_dead_cannot_overwrite_the_retry(job):
+    zombie = BatchInferenceJob.objects.get(pk=job.pk)
+    assert zombie.start()
+    BatchInferenceJob.objects.filter(pk=job.pk).update(heartbeat=timezone.now() - timedelta(minutes=5))
+    reconcile()
+    retry = BatchInferenceJob.objects.get(pk=job.pk)
+    assert retry.start()
+    assert zombie.beat() is False
+    assert zombie.save_progress(lines_done=999) is False
+    assert zombie.succeed() is False
+    retry.refresh_from_db()
+    assert retry.status == Status.CREATE_IN_PROGRESS and retry.lines_done == 0
+
+
+def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # Redis restarted and forgot the queue
+    assert not is_queued("batch", job.rq_job_id)
+    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 1
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
+
+
+def test_training_whose_worker_died_is_retried(demo_world):
+    from batchjobs.models import Solution
+
+    solution = Solution.create_validated(
+        "s", demo_world["group"].arn, "arn:aws:personalize:::recipe/aws-popularity-count"
+    )
+    version = SolutionVersion.objects.create(solution=solution)
+    assert version.start()
+    SolutionVersion.objects.filter(pk=version.pk).update(heartbeat=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["retried"] == 1
+    run_queued_jobs("training")
+    version.refresh_from_db()
+    assert version.status == Status.ACTIVE
+
+
+def test_a_retried_job_keeps_the_files_an_earlier_attempt_finished(demo_world, trained_version):
+    version = trained_version("aws-popularity-count")
+    storage = demo_world["storage"]
+    write_lines(storage, "s3://bucket/in/a.json", ['{"userId": "user-1"}'])
+    write_lines(storage, "s3://bucket/in/b.json", ['{"userId": "user-2"}', '{"userId": "user-3"}'])
+    job = BatchInferenceJob.create_validated(
+        job_name="two-files", solution_version_arn=version.arn, input_path="s3://bucket/in/",
+        output_path="s3://bucket/out/", role_arn=demo_world["role"].arn,
+    )
+    # An earlier attempt published a.json.out, then died before b.json.
+    storage.write_bytes("s3://bucket/out/a.json.out", b"kept\n")
+    BatchInferenceJob.objects.filter(pk=job.pk).update(
+        file_results=[{"input": "s3://bucket/in/a.json", "output": "s3://bucket/out/a.json.out",
+                       "lines": 1, "failed": 0}]
+    )
+    tasks.run_batch_inference_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
+    assert storage.read_bytes("s3://bucket/out/a.json.out") == b"kept\n"
+    assert len(read_output(storage, "s3://bucket/out/b.json.out")) == 2
+    assert (job.lines_done, job.output_files) == (3, ["s3://bucket/out/a.json.out", "s3://bucket/out/b.json.out"])
