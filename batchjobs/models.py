@@ -768,6 +768,21 @@ class BatchInferenceJob(AsyncResource):
             enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
         return job
 
+    def error_summary(self) -> list[dict]:
+        """Failed lines by kind of error, most frequent first, each with its first examples:
+        [{"kind", "count", "examples": [{"file", "line", "reason"}]}]."""
+        counts: dict[str, int] = {}
+        examples: dict[str, list[dict]] = {}
+        for result in self.file_results:
+            for kind, count in result.get("error_counts", {}).items():
+                counts[kind] = counts.get(kind, 0) + count
+                for line, reason in result.get("error_examples", {}).get(kind, []):
+                    found = examples.setdefault(kind, [])
+                    if len(found) < 5:
+                        found.append({"file": result["input"], "line": line, "reason": reason})
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [{"kind": kind, "count": count, "examples": examples.get(kind, [])} for kind, count in ordered]
+
     def output_uri_for(self, input_uri: str) -> str:
         """`<output prefix>/<input file name>.out`, as the service names outputs."""
         name = PurePosixPath(parse_s3_uri(input_uri)[1]).name

@@ -287,7 +287,16 @@ def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
             raise JobFailed(f"Invalid S3 input path: {uri} disappeared while the job ran.") from None
         done += stats.lines_written
         failed += stats.lines_failed
-        results.append({"input": uri, "output": out_uri, "lines": stats.lines_written, "failed": stats.lines_failed})
+        results.append(
+            {
+                "input": uri,
+                "output": out_uri,
+                "lines": stats.lines_written,
+                "failed": stats.lines_failed,
+                "error_counts": stats.error_counts,
+                "error_examples": stats.error_examples,
+            }
+        )
         _save_progress(
             job,
             lost,

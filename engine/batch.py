@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -22,6 +23,7 @@ __all__ = [
 
 #: Input lines longer than this are answered with an error line instead of being parsed.
 MAX_LINE_BYTES = 64 * 1024
+ERROR_EXAMPLES_PER_KIND = 5
 #: Longest accepted id, as in the datasets.
 MAX_ID_LENGTH = 256
 #: GetPersonalizedRanking's cap on the ranked list, applied to batch ``itemList``.
@@ -38,14 +40,14 @@ _EXAMPLES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class BatchStats:
     """Counts of one batch run.
 
     Attributes
     ----------
     lines_read : int
-        Input lines, blank ones included.
+        Input lines, blank ones included (so a line number in `error_examples` is the input file's).
     lines_written : int
         Output lines: one per non-blank input line.
     lines_failed : int
@@ -55,6 +57,17 @@ class BatchStats:
     lines_read: int
     lines_written: int
     lines_failed: int
+    #: Failed lines per kind of error: the reason up to its first ":", ";" or "," (the details vary by line).
+    error_counts: dict[str, int] = field(default_factory=dict, compare=False)
+    #: The first few failed lines of each kind: (input line number, 1-based; full reason).
+    error_examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict, compare=False)
+
+    def count_error(self, line_number: int, reason: str) -> None:
+        kind = re.split(r"[:;,]", reason, maxsplit=1)[0]
+        self.error_counts[kind] = self.error_counts.get(kind, 0) + 1
+        examples = self.error_examples.setdefault(kind, [])
+        if len(examples) < ERROR_EXAMPLES_PER_KIND:
+            examples.append((line_number, reason))
 
 
 def format_score(x: float) -> str:
@@ -328,12 +341,11 @@ def run_batch(
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     exploration = dict(exploration or {})
-    read = written = failed = 0
-    chunk: list[tuple[dict | Any, str | None]] = []
+    stats = BatchStats(lines_read=0, lines_written=0, lines_failed=0)
+    chunk: list[tuple[dict | Any, str | None, int]] = []
 
     def flush() -> None:
-        nonlocal written, failed
-        good = [q for q, err in chunk if err is None]
+        good = [q for q, err, _ in chunk if err is None]
         if not good:
             items, scores = [], None
         elif input_kind == "userId":
@@ -344,27 +356,28 @@ def run_batch(
             items, scores = model.similar_items([q["itemId"] for q in good], num_results)
         buf = []
         g = 0
-        for query, err in chunk:
+        for query, err, line_number in chunk:
             if err is not None:
                 buf.append(_error_line(query, err))
-                failed += 1
+                stats.lines_failed += 1
+                stats.count_error(line_number, err)
             else:
                 buf.append(_ok_line(query, items[g], scores[g] if scores is not None else None))
                 g += 1
         out.write(b"".join(buf))
-        written += len(chunk)
+        stats.lines_written += len(chunk)
         chunk.clear()
         if on_chunk is not None:
-            on_chunk(written, failed)
+            on_chunk(stats.lines_written, stats.lines_failed)
 
     for raw in lines:
-        read += 1
-        parsed = parse_line(raw, input_kind)
-        if parsed == (None, None):
+        stats.lines_read += 1
+        query, err = parse_line(raw, input_kind)
+        if query is None and err is None:
             continue
-        chunk.append(parsed)
+        chunk.append((query, err, stats.lines_read))
         if len(chunk) >= chunk_size:
             flush()
     if chunk:
         flush()
-    return BatchStats(lines_read=read, lines_written=written, lines_failed=failed)
+    return stats

@@ -136,6 +136,10 @@ def test_a_batch_job_writes_one_line_per_input_line_in_the_services_format(
         assert len(scores) == 7 and scores == sorted(scores, reverse=True)
     assert raw[0].startswith('{"input":{"userId":') and '"error":null}' in raw[0] and " " not in raw[0]
     assert (job.lines_done, job.lines_failed) == (len(lines), 1)
+    assert job.error_summary() == [
+        {"kind": "Invalid JSON", "count": 1,
+         "examples": [{"file": "s3://bucket/in/users.json", "line": 11, "reason": out[10]["error"]}]}
+    ]
 
 
 def test_popularity_output_has_no_scores(demo_world, trained_version):

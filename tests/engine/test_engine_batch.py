@@ -192,3 +192,21 @@ def test_run_batch_memory_is_bounded_by_the_chunk(model):
     stats = run_batch(Spy(), lines(), out, num_results=1, input_kind="userId", chunk_size=1000,
                       exploration={"exploration_weight": 0.3, "exploration_item_age_cut_off": 30.0})
     assert calls == [1000, 1000, 500] and stats.lines_written == 2500
+
+
+def test_run_batch_counts_failed_lines_by_kind_with_their_input_line_numbers():
+    import numpy as np
+
+    from engine.datasets import Interactions
+
+    interactions = Interactions(
+        np.array(["u1", "u2", "u2"], dtype=object), np.array(["a", "a", "b"], dtype=object),
+        np.array([1, 2, 3]), np.array(["", "", ""], dtype=object), np.full(3, np.nan),
+    )
+    model = PopularityCount().fit(interactions)
+    lines = [b'{"userId": "u1"}', b"", b"{bad", b'{"itemId": "a"}', b"{worse"]
+    stats = run_batch(model, lines, io.BytesIO(), num_results=2, input_kind="userId")
+    assert stats.lines_failed == 3
+    assert stats.error_counts["Invalid JSON"] == 2
+    assert [n for n, _ in stats.error_examples["Invalid JSON"]] == [3, 5]
+    assert sum(stats.error_counts.values()) == 3
