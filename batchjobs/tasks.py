@@ -305,4 +305,9 @@ def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
             lines_done=done,
             lines_failed=failed,
         )
+    if done == 0:
+        raise JobFailed(
+            f"The input under {job.input_path} holds no JSON lines (its files are empty or blank). "
+            "Put one JSON object per line in the input file and create the job again."
+        )
     job.succeed(f"Wrote {done} lines ({failed} with errors) to {len(results)} file(s).")
