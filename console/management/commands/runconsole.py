@@ -101,6 +101,7 @@ class Command(BaseCommand):
                 children.append(start_embedded_redis(data_dir))
                 self.stdout.write(f"Redis: embedded, on {data_dir / 'redis.sock'}")
             call_command("migrate", interactive=False, verbosity=0)
+            call_command("collectstatic", interactive=False, verbosity=0)
             login = None if no_demo else seed_demo(log=self.stdout.write)
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
             worker_cmd = [*manage, "rqworker", "batch", "training", "--with-scheduler"]
