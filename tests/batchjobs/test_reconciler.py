@@ -134,3 +134,52 @@ def test_a_retried_job_keeps_the_files_an_earlier_attempt_finished(demo_world, t
     assert storage.read_bytes("s3://bucket/out/a.json.out") == b"kept\n"
     assert len(read_output(storage, "s3://bucket/out/b.json.out")) == 2
     assert (job.lines_done, job.output_files) == (3, ["s3://bucket/out/a.json.out", "s3://bucket/out/b.json.out"])
+
+
+def test_database_calls_are_retried_while_the_database_is_briefly_unavailable(monkeypatch):
+    from django.db import OperationalError
+
+    monkeypatch.setattr(tasks.time, "sleep", lambda _: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("database is locked")
+        return "done"
+
+    assert tasks.with_db_retry(flaky) == "done" and len(calls) == 3
+
+    def always_locked():
+        raise OperationalError("database is locked")
+
+    with pytest.raises(OperationalError):
+        tasks.with_db_retry(always_locked, tries=2)
+
+
+def test_a_submit_while_redis_is_down_leaves_the_job_for_the_reconciler(
+    demo_world, trained_version, monkeypatch, django_capture_on_commit_callbacks
+):
+    import django_rq
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    version = trained_version("aws-popularity-count")
+    write_lines(demo_world["storage"], "s3://bucket/in/users.json", ['{"userId": "user-1"}'])
+
+    class DownQueue:
+        def enqueue(self, *args, **kwargs):
+            raise RedisConnectionError("Connection refused")
+
+    with monkeypatch.context() as patched, django_capture_on_commit_callbacks(execute=True) as callbacks:
+        patched.setattr(django_rq, "get_queue", lambda name: DownQueue())
+        job = BatchInferenceJob.create_validated(
+            job_name="while-down", solution_version_arn=version.arn, input_path="s3://bucket/in/users.json",
+            output_path="s3://bucket/out/", role_arn=demo_world["role"].arn,
+        )
+    assert len(callbacks) == 1  # the enqueue ran, met the outage, and did not raise into the request
+    assert job.status == Status.CREATE_PENDING and not is_queued("batch", job.rq_job_id)
+    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 1
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
