@@ -29,10 +29,14 @@ urlpatterns = [
     # Batch inference jobs
     path(group + "batch-inference-jobs/", views.job_list, name="job_list"),
     path(group + "batch-inference-jobs/create/", views.job_create, name="job_create"),
+    path(group + "batch-inference-jobs/status.json", views.job_list_status, name="job_list_status"),
     path(group + "batch-inference-jobs/<int:pk>/", views.job_detail, name="job_detail"),
     path(group + "batch-inference-jobs/<int:pk>/status.json", views.job_status, name="job_status"),
     path(group + "batch-inference-jobs/<int:pk>/outputs/<int:index>/download/", views.job_download,
          name="job_download"),
+    path(group + "batch-inference-jobs/<int:pk>/failed-lines/download/", views.job_failed_download,
+         name="job_failed_download"),
+    path(group + "batch-inference-jobs/<int:pk>/rerun-failed/", views.job_rerun_failed, name="job_rerun_failed"),
     # Account-wide pages
     path("roles/", views.role_list, name="role_list"),
     path("roles/create/", views.role_create, name="role_create"),

@@ -5,18 +5,27 @@ creation rule, and their ServiceErrors come back as inline form errors.
 """
 
 import json
+import os
 import re
+import shlex
+import time
+from functools import wraps
 from pathlib import PurePosixPath
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from batchjobs import arns, charts
 from batchjobs.errors import ServiceError
 from batchjobs.forms import (
     BatchInferenceJobForm,
@@ -42,6 +51,7 @@ from batchjobs.models import (
     StatusTransition,
 )
 from batchjobs.storage import object_storage
+from engine import datasets as engine_datasets
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
 from engine.storage import StorageError
 
@@ -105,21 +115,359 @@ def _transitions(resource) -> list[StatusTransition]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# View-only users. Anyone signed in may look; creating anything, or reading job outputs, takes the
+# permission the API checks too (batchjobs/api.py WRITE_PERMISSION).
+
+WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
+
+
+def can_write(user) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.has_perm(WRITE_PERMISSION)))
+
+
+def _forbidden(request, action: str):
+    return render(
+        request,
+        "console/403.html",
+        {"action": action, "breadcrumbs": [("Not allowed", None)]},
+        status=403,
+    )
+
+
+def write_required(action: str):
+    """Answer 403 with a page that says why, for users who may only view."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not can_write(request.user):
+                return _forbidden(request, action)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lists: 25 a page, sortable by name, status or created (?sort=name|-name|status|...&page=N).
+
+PAGE_SIZE = 25
+
+
+def _sorted_page(request, queryset, name_field: str, default: str = "-created", param_prefix: str = ""):
+    """A page of `queryset` in the order the query string asks for, and the sort state for headers."""
+    fields = {"name": name_field, "status": "status", "created": "created"}
+    sort_param, page_param = param_prefix + "sort", param_prefix + "page"
+    sort = request.GET.get(sort_param, default)
+    key = sort.lstrip("-")
+    if key not in fields:
+        sort, key = default, default.lstrip("-")
+    descending = sort.startswith("-")
+    order = ("-" if descending else "") + fields[key]
+    page = Paginator(queryset.order_by(order, "-pk"), PAGE_SIZE).get_page(request.GET.get(page_param))
+    others = {k: v for k, v in request.GET.items() if k not in (sort_param, page_param)}
+
+    def url(**params) -> str:
+        return "?" + urlencode({**others, **params})
+
+    columns = {}
+    for column in fields:
+        current = column == key
+        next_sort = ("" if current and descending else "-") + column if current else column
+        if column == "created" and not current:
+            next_sort = "-created"
+        columns[column] = {
+            "url": url(**{sort_param: next_sort}),
+            "aria_sort": ("descending" if descending else "ascending") if current else "",
+        }
+    pages = {
+        "previous": url(**{sort_param: sort, page_param: page.previous_page_number()}) if page.has_previous() else "",
+        "next": url(**{sort_param: sort, page_param: page.next_page_number()}) if page.has_next() else "",
+    }
+    return page, {"columns": columns, "pages": pages}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Progress. Throughput is lines done over the time since the job entered CREATE IN_PROGRESS; the total
+# is estimated from the input's bytes and the average line length of the first input file's start.
+
+_AVG_LINE_BYTES: dict[tuple[int, str], float] = {}
+SAMPLE_BYTES = 256 * 1024
+
+
+def _started_times(model, pks) -> dict[int, object]:
+    """pk -> when each resource last entered CREATE IN_PROGRESS, in one query."""
+    started: dict[int, object] = {}
+    rows = StatusTransition.objects.filter(
+        content_type=ContentType.objects.get_for_model(model),
+        object_id__in=list(pks),
+        status=Status.CREATE_IN_PROGRESS,
+    ).values_list("object_id", "at")
+    for pk, at in rows:
+        if pk not in started or at > started[pk]:
+            started[pk] = at
+    return started
+
+
+def _average_line_bytes(job: BatchInferenceJob) -> float | None:
+    if not job.input_files:
+        return None
+    key = (job.pk, job.input_files[0])
+    if key not in _AVG_LINE_BYTES:
+        try:
+            with object_storage().open_read(job.input_files[0]) as handle:
+                sample = handle.read(SAMPLE_BYTES)
+        except (StorageError, OSError):
+            return None
+        lines = sample.count(b"\n") + (0 if sample.endswith(b"\n") or not sample else 1)
+        if not lines:
+            return None
+        _AVG_LINE_BYTES[key] = len(sample) / lines
+    return _AVG_LINE_BYTES[key]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def job_progress(job: BatchInferenceJob, started_at, now=None) -> dict:
+    """Lines done and failed, lines/s, an estimated total, percent done and time left."""
+    now = now or timezone.now()
+    done, failed = job.lines_done, job.lines_failed
+    elapsed = (now - started_at).total_seconds() if started_at else None
+    if job.status == Status.ACTIVE:
+        elapsed = (job.last_updated - started_at).total_seconds() if started_at else None
+    rate = done / elapsed if elapsed and elapsed > 0 and done else None
+    total = None
+    if job.status == Status.ACTIVE:
+        total = done
+    elif job.input_files and len(job.file_results) >= len(job.input_files):
+        total = sum(r.get("lines", 0) for r in job.file_results)
+    elif job.input_bytes:
+        average = _average_line_bytes(job)
+        if average:
+            total = max(done, int(round(job.input_bytes / average)))
+    if job.status == Status.ACTIVE:
+        percent = 100
+    elif total:
+        percent = min(99, int(done * 100 / total))
+    else:
+        percent = 0
+    left = (total - done) / rate if rate and total and job.status == Status.CREATE_IN_PROGRESS else None
+    if job.status == Status.ACTIVE:
+        label = f"{done:,} lines done, {failed:,} failed (100%)"
+    elif job.status == Status.CREATE_FAILED:
+        label = f"Stopped at {done:,} lines ({failed:,} failed)"
+    elif total:
+        label = f"{done:,} of about {total:,} lines ({percent}%, estimate)"
+    elif job.status == Status.CREATE_PENDING:
+        label = "Waiting for a worker"
+    else:
+        label = f"{done:,} lines done"
+    return {
+        "kind": "lines",
+        "lines_done": done,
+        "lines_failed": failed,
+        "elapsed_seconds": elapsed,
+        "elapsed": _duration(elapsed),
+        "lines_per_second": round(rate, 1) if rate else None,
+        "estimated_total_lines": total,
+        "percent": percent,
+        "determinate": bool(total) or job.is_finished,
+        "seconds_left": round(left) if left is not None else None,
+        "time_left": f"{_duration(left)} left (estimate)" if left is not None else "",
+        "label": label,
+    }
+
+
+def elapsed_progress(resource, started_at, now=None, **counts) -> dict:
+    """Imports and training: no known total, so the elapsed time and the status say how far along."""
+    now = now or timezone.now()
+    end = resource.last_updated if resource.is_finished else now
+    elapsed = (end - started_at).total_seconds() if started_at else None
+    if resource.status == Status.ACTIVE:
+        label = "Done"
+    elif resource.status == Status.CREATE_FAILED:
+        label = "Failed"
+    elif resource.status == Status.CREATE_PENDING:
+        label = "Waiting for a worker"
+    else:
+        label = f"Running for {_duration(elapsed)}"
+    return {
+        "kind": "elapsed",
+        "elapsed_seconds": elapsed,
+        "elapsed": _duration(elapsed),
+        "percent": 100 if resource.status == Status.ACTIVE else 0,
+        "determinate": resource.is_finished,
+        "label": label,
+        **counts,
+    }
+
+
+def _last_started(resource):
+    started = [t.at for t in resource.transitions.all() if t.status == Status.CREATE_IN_PROGRESS]
+    return max(started) if started else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dataset files behind the charts and item titles, cached by path and modification time.
+
+_DATASET_CACHE: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def _cached(kind: str, path: str, build):
+    try:
+        mtime = os.path.getmtime(path)
+    except OSError:
+        return None
+    hit = _DATASET_CACHE.get((kind, path))
+    if hit and hit[0] == mtime:
+        return hit[1]
+    value = build(path)
+    _DATASET_CACHE[(kind, path)] = (mtime, value)
+    return value
+
+
+def _interaction_series(path: str) -> dict:
+    with open(path, "rb") as handle:
+        interactions = engine_datasets.load_interactions(handle)
+    return {
+        "weekly": charts.weekly_counts(interactions.timestamps),
+        "popularity": charts.popularity_curve(interactions.item_ids),
+    }
+
+
+def _item_titles(path: str) -> dict[str, str]:
+    with open(path, "rb") as handle:
+        items = engine_datasets.load_items(handle)
+    for name, values in items.columns.items():
+        if ("TITLE" in name or "NAME" in name) and all(isinstance(v, str) for v in values[:100]):
+            return dict(zip((str(i) for i in items.item_ids), (str(v) for v in values), strict=False))
+    return {}
+
+
+def titles_for_group(group: DatasetGroup) -> dict[str, str]:
+    dataset = group.datasets.filter(dataset_type=Dataset.Type.ITEMS).exclude(data_file="").first()
+    if dataset is None:
+        return {}
+    return _cached("item_titles", dataset.data_file, _item_titles) or {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The equivalent AWS CLI command and boto3 call beside each create form. A spec lists the API members
+# and the form fields they come from; the server renders the first text, console.js keeps it current.
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _snake(name: str) -> str:
+    return _kebab(name).replace("-", "_")
+
+
+def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
+    params: dict = {}
+    for entry in spec:
+        if "const" in entry:
+            value = entry["const"]
+        else:
+            if entry.get("if_visible") in hidden:
+                continue
+            condition = entry.get("if")
+            if condition and str(form[condition[0]].value() or "") != condition[1]:
+                continue
+            raw = form[entry["field"]].value()
+            value = "" if raw is None else str(raw).strip()
+            if entry.get("map") is not None:
+                value = entry["map"].get(value, "")
+            elif value and entry.get("prefix"):
+                value = entry["prefix"] + value
+            if entry.get("kind") == "int" and value:
+                try:
+                    value = int(value)
+                except ValueError:
+                    pass
+        if value in ("", None):
+            continue
+        target = params
+        *parents, last = entry["path"].split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return params
+
+
+def cli_text(operation: str, params: dict, endpoint: str) -> str:
+    parts = [f"aws personalize {operation}"]
+    for key, value in params.items():
+        if isinstance(value, dict):
+            rendered = shlex.quote(json.dumps(value, separators=(",", ":")))
+        elif isinstance(value, int):
+            rendered = str(value)
+        else:
+            rendered = shlex.quote(value)
+        parts.append(f"--{_kebab(key)} {rendered}")
+    parts.append(f"--endpoint-url {endpoint}")
+    return " \\\n    ".join(parts)
+
+
+def boto3_text(operation: str, params: dict, endpoint: str) -> str:
+    lines = [
+        "import boto3",
+        "",
+        f'personalize = boto3.client("personalize", endpoint_url="{endpoint}")',
+        f"response = personalize.{operation.replace('-', '_')}(",
+    ]
+    lines += [f"    {key}={json.dumps(value)}," for key, value in params.items()]
+    lines.append(")")
+    return "\n".join(lines)
+
+
+def _cli_context(request, form, operation: str, spec: list[dict], hidden: set[str] = frozenset()) -> dict:
+    endpoint = request.build_absolute_uri("/api/personalize")
+    params = _spec_params(form, spec, set(hidden)) if form is not None else {}
+    return {
+        "operation": operation,
+        "cli": cli_text(operation, params, endpoint),
+        "boto3": boto3_text(operation, params, endpoint),
+        "spec": {"operation": operation, "endpoint": endpoint, "fields": spec},
+    }
+
+
+def _arn_map(queryset) -> dict[str, str]:
+    return {str(obj.pk): obj.arn for obj in queryset}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Dataset groups
 
 
 @login_required
 @require_GET
 def dataset_group_list(request):
-    groups = DatasetGroup.objects.all()
+    page, sorting = _sorted_page(request, DatasetGroup.objects.all(), "name")
     return render(
         request,
         "batchjobs/dataset_group_list.html",
-        {"groups": groups, "breadcrumbs": [("Dataset groups", None)]},
+        {"groups": page, "page": page, "sorting": sorting, "breadcrumbs": [("Dataset groups", None)]},
     )
 
 
+DATASET_GROUP_CLI = [
+    {"path": "name", "field": "name"},
+    {"path": "domain", "field": "domain"},
+]
+
+
 @login_required
+@write_required("create a dataset group")
 @require_http_methods(["GET", "POST"])
 def dataset_group_create(request):
     form = DatasetGroupForm(request.POST or None)
@@ -134,8 +482,32 @@ def dataset_group_create(request):
     return render(
         request,
         "batchjobs/dataset_group_create.html",
-        {"form": form, "breadcrumbs": _crumbs(None, ("Create dataset group", None))},
+        {
+            "form": form,
+            "cli": _cli_context(request, form, "create-dataset-group", DATASET_GROUP_CLI),
+            "breadcrumbs": _crumbs(None, ("Create dataset group", None)),
+        },
     )
+
+
+def _group_charts(interactions: Dataset | None) -> dict:
+    if interactions is None or not interactions.data_file:
+        return {}
+    series = _cached("interaction_series", interactions.data_file, _interaction_series)
+    if not series:
+        return {}
+    return {
+        "weekly": charts.area_line(
+            "chart-weekly", "Interactions per week", series["weekly"], "Week starting (UTC)", "Interactions"
+        ),
+        "popularity": charts.log_curve(
+            "chart-popularity",
+            "Item popularity curve",
+            series["popularity"],
+            "Items ranked by interaction count",
+            "Interactions (log scale)",
+        ),
+    }
 
 
 @login_required
@@ -164,6 +536,7 @@ def dataset_group_overview(request, group_pk):
             "active_version_count": sum(s.active_count for s in solutions),
             "job_count": jobs.count(),
             "latest_job": jobs.first(),
+            "charts": _group_charts(interactions),
             "breadcrumbs": _crumbs(group, ("Overview", None)),
         },
     )
@@ -177,19 +550,27 @@ def dataset_group_overview(request, group_pk):
 @require_GET
 def datasets(request, group_pk):
     group = _get_group_for_user(request, group_pk)
+    page, sorting = _sorted_page(
+        request,
+        DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
+        "job_name",
+    )
     return render(
         request,
         "batchjobs/datasets.html",
         {
             "group": group,
             "datasets": group.datasets.select_related("schema"),
-            "import_jobs": DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
+            "import_jobs": page,
+            "page": page,
+            "sorting": sorting,
             "breadcrumbs": _crumbs(group, ("Datasets", None)),
         },
     )
 
 
 @login_required
+@write_required("create a dataset")
 @require_http_methods(["GET", "POST"])
 def dataset_create(request, group_pk):
     group = _get_group_for_user(request, group_pk)
@@ -210,12 +591,22 @@ def dataset_create(request, group_pk):
         else:
             messages.success(request, f"Dataset {dataset.name} created.")
             return redirect("batchjobs:datasets", group.pk)
+    spec = [
+        {"path": "name", "field": "name"},
+        {"path": "datasetGroupArn", "const": group.arn},
+        {"path": "datasetType", "field": "dataset_type"},
+        {"path": "schemaArn", "field": "existing_schema", "map": _arn_map(Schema.objects.all()),
+         "if": ["schema_mode", "existing"]},
+        {"path": "schemaArn", "field": "schema_name", "prefix": arns.personalize_arn("schema", ""),
+         "if": ["schema_mode", "new"]},
+    ]
     return render(
         request,
         "batchjobs/dataset_create.html",
         {
             "group": group,
             "form": form,
+            "cli": _cli_context(request, form, "create-dataset", spec),
             "standard_schemas": {t: standard_schema_json(t) for t in Dataset.Type.values},
             "breadcrumbs": _crumbs(
                 group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Create dataset", None)
@@ -225,6 +616,7 @@ def dataset_create(request, group_pk):
 
 
 @login_required
+@write_required("import data")
 @require_http_methods(["GET", "POST"])
 def import_job_create(request, group_pk):
     group = _get_group_for_user(request, group_pk)
@@ -243,12 +635,21 @@ def import_job_create(request, group_pk):
             show_service_error(form, exc, form.API_FIELDS)
         else:
             return redirect("batchjobs:import_job_detail", group.pk, job.pk)
+    spec = [
+        {"path": "jobName", "field": "job_name"},
+        {"path": "datasetArn", "field": "dataset", "map": _arn_map(group.datasets.all())},
+        {"path": "dataSource.dataLocation", "field": "data_location"},
+        {"path": "roleArn", "field": "role",
+         "map": {"": group.role.arn if group.role else "", **_arn_map(Role.objects.all())}},
+        {"path": "importMode", "field": "import_mode"},
+    ]
     return render(
         request,
         "batchjobs/import_job_create.html",
         {
             "group": group,
             "form": form,
+            "cli": _cli_context(request, form, "create-dataset-import-job", spec),
             "breadcrumbs": _crumbs(
                 group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Import data", None)
             ),
@@ -261,13 +662,16 @@ def import_job_create(request, group_pk):
 def import_job_detail(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     job = _get_import_job_for_user(request, group, pk)
+    transitions = _transitions(job)
+    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
     return render(
         request,
         "batchjobs/import_job_detail.html",
         {
             "group": group,
             "job": job,
-            "transitions": _transitions(job),
+            "transitions": transitions,
+            "progress": elapsed_progress(job, started, records_imported=job.records_imported),
             "status_url": reverse("batchjobs:import_job_status", args=[group.pk, job.pk]),
             "breadcrumbs": _crumbs(
                 group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), (job.job_name, None)
@@ -291,14 +695,16 @@ def _recipe_or_none(arn: str):
 @require_GET
 def solutions(request, group_pk):
     group = _get_group_for_user(request, group_pk)
-    rows = group.solutions.annotate(version_count=Count("versions"))
+    page, sorting = _sorted_page(request, group.solutions.annotate(version_count=Count("versions")), "name")
     return render(
         request,
         "batchjobs/solutions.html",
         {
             "group": group,
             "tab": "solutions",
-            "solutions": [(s, _recipe_or_none(s.recipe_arn)) for s in rows],
+            "solutions": [(s, _recipe_or_none(s.recipe_arn)) for s in page],
+            "page": page,
+            "sorting": sorting,
             "breadcrumbs": _crumbs(group, ("Solutions and recipes", None)),
         },
     )
@@ -321,6 +727,7 @@ def recipes(request, group_pk):
 
 
 @login_required
+@write_required("create a solution")
 @require_http_methods(["GET", "POST"])
 def solution_create(request, group_pk):
     group = _get_group_for_user(request, group_pk)
@@ -338,12 +745,19 @@ def solution_create(request, group_pk):
         else:
             messages.success(request, f"Solution {solution.name} created. Create a solution version to train it.")
             return redirect("batchjobs:solution_detail", group.pk, solution.pk)
+    spec = [
+        {"path": "name", "field": "name"},
+        {"path": "datasetGroupArn", "const": group.arn},
+        {"path": "recipeArn", "field": "recipe"},
+        {"path": "eventType", "field": "event_type"},
+    ]
     return render(
         request,
         "batchjobs/solution_create.html",
         {
             "group": group,
             "form": form,
+            "cli": _cli_context(request, form, "create-solution", spec),
             "breadcrumbs": _crumbs(
                 group,
                 ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
@@ -358,6 +772,7 @@ def solution_create(request, group_pk):
 def solution_detail(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     solution = _get_solution_for_user(request, group, pk)
+    page, sorting = _sorted_page(request, solution.versions.all(), "arn")
     return render(
         request,
         "batchjobs/solution_detail.html",
@@ -365,7 +780,10 @@ def solution_detail(request, group_pk, pk):
             "group": group,
             "solution": solution,
             "recipe": _recipe_or_none(solution.recipe_arn),
-            "versions": solution.versions.all(),
+            "versions": page,
+            "page": page,
+            "sorting": sorting,
+            "cli": _static_cli(request, "create-solution-version", {"solutionArn": solution.arn}),
             "breadcrumbs": _crumbs(
                 group,
                 ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
@@ -375,7 +793,17 @@ def solution_detail(request, group_pk, pk):
     )
 
 
+def _static_cli(request, operation: str, params: dict) -> dict:
+    endpoint = request.build_absolute_uri("/api/personalize")
+    return {
+        "cli": cli_text(operation, params, endpoint),
+        "boto3": boto3_text(operation, params, endpoint),
+        "spec": None,
+    }
+
+
 @login_required
+@write_required("create a solution version")
 @require_POST
 def solution_version_create(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
@@ -395,6 +823,9 @@ def solution_version_detail(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     version = _get_version_for_user(request, group, pk)
     solution = version.solution
+    transitions = _transitions(version)
+    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    metrics = version.metrics_with_baseline()
     return render(
         request,
         "batchjobs/solution_version_detail.html",
@@ -404,8 +835,17 @@ def solution_version_detail(request, group_pk, pk):
             "solution": solution,
             "recipe": _recipe_or_none(solution.recipe_arn),
             "hyperparameters": sorted(solution.hyperparameters.items()),
-            "metrics": version.metrics_with_baseline(),
-            "transitions": _transitions(version),
+            "metrics": metrics,
+            "metrics_chart": charts.grouped_bars(
+                "chart-metrics",
+                "Solution version metrics against the popularity baseline",
+                metrics,
+                ("This version", "Popularity baseline"),
+            )
+            if metrics
+            else "",
+            "progress": elapsed_progress(version, started),
+            "transitions": transitions,
             "status_url": reverse("batchjobs:solution_version_status", args=[group.pk, version.pk]),
             "breadcrumbs": _crumbs(
                 group,
@@ -428,18 +868,61 @@ def job_list(request, group_pk):
     jobs = BatchInferenceJob.objects.filter(solution_version__solution__dataset_group=group).select_related(
         "solution_version__solution"
     )
+    page, sorting = _sorted_page(request, jobs, "job_name")
+    started = _started_times(BatchInferenceJob, [j.pk for j in page])
+    rows = [(job, job_progress(job, started.get(job.pk))) for job in page]
     return render(
         request,
         "batchjobs/job_list.html",
-        {"group": group, "jobs": jobs, "breadcrumbs": _crumbs(group, ("Batch inference jobs", None))},
+        {
+            "group": group,
+            "jobs": rows,
+            "page": page,
+            "sorting": sorting,
+            "total_count": page.paginator.count,
+            "live_ids": ",".join(str(job.pk) for job, _ in rows if not job.is_finished),
+            "status_url": reverse("batchjobs:job_list_status", args=[group.pk]),
+            "breadcrumbs": _crumbs(group, ("Batch inference jobs", None)),
+        },
     )
 
 
+def _next_name(base: str, suffix: str) -> str:
+    for n in range(1, 1000):
+        tail = f"-{suffix}-{n}"
+        name = base[: 63 - len(tail)] + tail
+        if not BatchInferenceJob.objects.filter(job_name=name).exists():
+            return name
+    return base[:50] + f"-{suffix}-{int(time.time())}"
+
+
+def _prefill_from(job: BatchInferenceJob, suffix: str, input_path: str = "") -> dict:
+    exploration = job.exploration_config
+    return {
+        "job_name": _next_name(job.job_name, suffix),
+        "solution": job.solution_version.solution_id,
+        "solution_version": job.solution_version_id,
+        "num_results": job.num_results,
+        "input_path": input_path or job.input_path,
+        "output_path": job.output_path,
+        "role": job.role_id,
+        "exploration_weight": exploration.get("explorationWeight", "0.3"),
+        "exploration_item_age_cut_off": exploration.get("explorationItemAgeCutOff", "30"),
+    }
+
+
 @login_required
+@write_required("create a batch inference job")
 @require_http_methods(["GET", "POST"])
 def job_create(request, group_pk):
     group = _get_group_for_user(request, group_pk)
-    form = BatchInferenceJobForm(request.POST or None, group=group)
+    initial = None
+    source = None
+    if request.method == "GET" and request.GET.get("from"):
+        source = _get_job_for_user(request, group, int(request.GET["from"]) if request.GET["from"].isdigit() else 0)
+        rerun_input = request.GET.get("input_path", "") if request.GET.get("rerun") else ""
+        initial = _prefill_from(source, "rerun" if rerun_input else "clone", rerun_input)
+    form = BatchInferenceJobForm(request.POST or None, group=group, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -458,12 +941,29 @@ def job_create(request, group_pk):
         else:
             messages.success(request, f"Batch inference job {job.job_name} created.")
             return redirect("batchjobs:job_detail", group.pk, job.pk)
+    spec = [
+        {"path": "jobName", "field": "job_name"},
+        {"path": "solutionVersionArn", "field": "solution_version",
+         "map": _arn_map(form.fields["solution_version"].queryset)},
+        {"path": "numResults", "field": "num_results", "kind": "int"},
+        {"path": "jobInput.s3DataSource.path", "field": "input_path"},
+        {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
+        {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
+        {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationWeight", "field": "exploration_weight",
+         "if_visible": "exploration-config"},
+        {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationItemAgeCutOff",
+         "field": "exploration_item_age_cut_off", "if_visible": "exploration-config"},
+    ]
+    chosen = str(form["solution"].value() or "")
+    hidden = set() if chosen in {str(pk) for pk in form.exploration_solution_ids} else {"exploration-config"}
     return render(
         request,
         "batchjobs/job_create.html",
         {
             "group": group,
             "form": form,
+            "source": source,
+            "cli": _cli_context(request, form, "create-batch-inference-job", spec, hidden),
             "exploration_solution_ids": ",".join(str(pk) for pk in form.exploration_solution_ids),
             "breadcrumbs": _crumbs(
                 group,
@@ -474,24 +974,57 @@ def job_create(request, group_pk):
     )
 
 
-def _preview(uri: str) -> dict:
-    """The first lines of an output file, re-serialised one object a line when they are JSON (the
-    template escapes them)."""
-    lines, error = [], ""
+def _item_cells(items: list, scores: list | None, titles: dict[str, str]) -> list[dict]:
+    scores = scores if isinstance(scores, list) else []
+    cells = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        cells.append(
+            {
+                "id": str(item),
+                "title": titles.get(str(item), ""),
+                "score": scores[i] if i < len(scores) else None,
+            }
+        )
+    return cells
+
+
+def _preview(uri: str, titles: dict[str, str] | None = None) -> dict:
+    """The first lines of an output file as table rows: the input, the recommended items (with their
+    titles from the Items dataset), scores and error. Lines that are not JSON show as raw text."""
+    titles = titles or {}
+    rows, error = [], ""
     try:
         with object_storage().open_read(uri) as handle:
-            for raw in handle:
-                if len(lines) >= PREVIEW_LINES:
+            for number, raw in enumerate(handle, start=1):
+                if len(rows) >= PREVIEW_LINES:
                     break
                 text = raw[:PREVIEW_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
+                row = {"number": number, "raw": text, "input": [], "items": [], "error": ""}
                 try:
-                    text = json.dumps(json.loads(text), ensure_ascii=False)
+                    line = json.loads(text)
                 except ValueError:
-                    pass
-                lines.append(text)
+                    rows.append(row)
+                    continue
+                if not isinstance(line, dict):
+                    rows.append(row)
+                    continue
+                query = line.get("input")
+                if isinstance(query, dict):
+                    for key in ("userId", "itemId", "itemList"):
+                        if key in query:
+                            value = query[key]
+                            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+                            row["input"].append((key, shown))
+                else:
+                    row["input"].append(("input", json.dumps(query, ensure_ascii=False)))
+                output = line.get("output") if isinstance(line.get("output"), dict) else {}
+                row["items"] = _item_cells(output.get("recommendedItems", []), output.get("scores"), titles)
+                row["has_scores"] = isinstance(output.get("scores"), list)
+                row["error"] = line.get("error") or ""
+                rows.append(row)
     except (StorageError, OSError) as exc:
         error = f"The file could not be read: {exc}"
-    return {"uri": uri, "lines": lines, "error": error}
+    return {"uri": uri, "rows": rows, "error": error}
 
 
 @login_required
@@ -500,16 +1033,20 @@ def job_detail(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     job = _get_job_for_user(request, group, pk)
     outputs = []
+    allowed = can_write(request.user)
     if job.status == Status.ACTIVE:
+        titles = titles_for_group(group) if job.output_files else {}
         for index, uri in enumerate(job.output_files):
             outputs.append(
                 {
                     "uri": uri,
                     "url": reverse("batchjobs:job_download", args=[group.pk, job.pk, index]),
-                    "preview": _preview(uri) if index < PREVIEW_FILES else None,
+                    "preview": _preview(uri, titles) if index < PREVIEW_FILES and allowed else None,
                 }
             )
     version = job.solution_version
+    transitions = _transitions(job)
+    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
     return render(
         request,
         "batchjobs/job_detail.html",
@@ -519,7 +1056,10 @@ def job_detail(request, group_pk, pk):
             "version": version,
             "recipe": _recipe_or_none(version.solution.recipe_arn),
             "exploration": sorted(job.exploration_config.items()),
-            "transitions": _transitions(job),
+            "transitions": transitions,
+            "progress": job_progress(job, started),
+            "errors": job.error_summary(),
+            "failed_inputs_uri": failed_inputs_uri(job),
             "outputs": outputs,
             "status_url": reverse("batchjobs:job_status", args=[group.pk, job.pk]),
             "breadcrumbs": _crumbs(
@@ -538,6 +1078,7 @@ def _safe_filename(uri: str) -> str:
 
 
 @login_required
+@write_required("download the outputs of batch inference jobs")
 @require_GET
 def job_download(request, group_pk, pk, index):
     group = _get_group_for_user(request, group_pk)
@@ -551,6 +1092,85 @@ def job_download(request, group_pk, pk, index):
     except (StorageError, OSError):
         raise Http404("The output file is no longer there.") from None
     return FileResponse(handle, as_attachment=True, filename=_safe_filename(uri), content_type="application/json")
+
+
+_OK_LINE_END = b',"error":null}'
+
+
+def iter_failed_lines(uris):
+    """The output lines whose "error" is not null, streamed file by file, one line in memory at a time."""
+    storage = object_storage()
+    for uri in uris:
+        try:
+            handle = storage.open_read(uri)
+        except (StorageError, OSError):
+            continue
+        with handle:
+            for raw in handle:
+                stripped = raw.rstrip(b"\r\n")
+                if not stripped or stripped.endswith(_OK_LINE_END):
+                    continue
+                try:
+                    line = json.loads(stripped)
+                except ValueError:
+                    continue
+                if isinstance(line, dict) and line.get("error") is not None:
+                    yield line, stripped + b"\n"
+
+
+def _failed_outputs(job: BatchInferenceJob) -> list[str]:
+    if job.status != Status.ACTIVE or not job.lines_failed:
+        raise Http404("This job has no failed lines.")
+    return list(job.output_files)
+
+
+@login_required
+@write_required("download the failed lines of batch inference jobs")
+@require_GET
+def job_failed_download(request, group_pk, pk):
+    job = _get_job_for_user(request, _get_group_for_user(request, group_pk), pk)
+    uris = _failed_outputs(job)
+    response = StreamingHttpResponse(
+        (raw for _, raw in iter_failed_lines(uris)), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_safe_filename(job.job_name)}-failed-lines.out"'
+    return response
+
+
+def failed_inputs_uri(job: BatchInferenceJob) -> str:
+    return job.output_path.rstrip("/") + f"/{job.job_name}-failed-inputs.json"
+
+
+@login_required
+@write_required("re-run the failed lines of batch inference jobs")
+@require_POST
+def job_rerun_failed(request, group_pk, pk):
+    group = _get_group_for_user(request, group_pk)
+    job = _get_job_for_user(request, group, pk)
+    uris = _failed_outputs(job)
+    target = failed_inputs_uri(job)
+    written = skipped = 0
+    try:
+        with object_storage().atomic_writer(target) as out:
+            for line, _ in iter_failed_lines(uris):
+                query = line.get("input")
+                if isinstance(query, dict):
+                    out.write(json.dumps(query, ensure_ascii=False).encode("utf-8") + b"\n")
+                    written += 1
+                else:
+                    skipped += 1
+    except (StorageError, OSError) as exc:
+        messages.error(request, f"The failed lines' inputs could not be written to {target}: {exc}")
+        return redirect("batchjobs:job_detail", group.pk, job.pk)
+    text = f"Wrote {written} failed line{'s' if written != 1 else ''}' inputs to {target}."
+    if skipped:
+        text += (
+            f" Skipped {skipped} line{'s' if skipped != 1 else ''} whose input was not a JSON object "
+            "(they cannot be re-run as they are)."
+        )
+    messages.success(request, text)
+    query = urlencode({"from": job.pk, "rerun": 1, "input_path": target})
+    return redirect(reverse("batchjobs:job_create", args=[group.pk]) + "?" + query)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -582,21 +1202,57 @@ def _no_store(payload: dict) -> JsonResponse:
 @require_GET
 def job_status(request, group_pk, pk):
     job = _get_job_for_user(request, _get_group_for_user(request, group_pk), pk)
-    return _no_store(_status_payload(job, lines_done=job.lines_done, lines_failed=job.lines_failed))
+    progress = job_progress(job, _last_started(job))
+    return _no_store(
+        _status_payload(job, lines_done=job.lines_done, lines_failed=job.lines_failed, progress=progress)
+    )
+
+
+@login_required
+@require_GET
+def job_list_status(request, group_pk):
+    """The list page's one poll: the jobs it names in ?ids= (so it sees them finish) plus every unfinished
+    job of the group."""
+    group = _get_group_for_user(request, group_pk)
+    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:200]
+    jobs = list(
+        BatchInferenceJob.objects.filter(solution_version__solution__dataset_group=group).filter(
+            Q(pk__in=ids) | Q(status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS])
+        )[:200]
+    )
+    started = _started_times(BatchInferenceJob, [j.pk for j in jobs])
+    return _no_store(
+        {
+            "jobs": [
+                {
+                    "id": job.pk,
+                    "name": job.job_name,
+                    "status": job.status,
+                    "status_label": Status(job.status).label,
+                    "is_terminal": job.is_finished,
+                    "last_updated": job.last_updated.isoformat(),
+                    "progress": job_progress(job, started.get(job.pk)),
+                }
+                for job in jobs
+            ]
+        }
+    )
 
 
 @login_required
 @require_GET
 def import_job_status(request, group_pk, pk):
     job = _get_import_job_for_user(request, _get_group_for_user(request, group_pk), pk)
-    return _no_store(_status_payload(job, records_imported=job.records_imported))
+    progress = elapsed_progress(job, _last_started(job), records_imported=job.records_imported)
+    return _no_store(_status_payload(job, records_imported=job.records_imported, progress=progress))
 
 
 @login_required
 @require_GET
 def solution_version_status(request, group_pk, pk):
     version = _get_version_for_user(request, _get_group_for_user(request, group_pk), pk)
-    return _no_store(_status_payload(version, training_hours=version.training_hours))
+    progress = elapsed_progress(version, _last_started(version))
+    return _no_store(_status_payload(version, training_hours=version.training_hours, progress=progress))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -613,6 +1269,7 @@ def role_list(request):
 
 
 @login_required
+@write_required("create a role")
 @require_http_methods(["GET", "POST"])
 def role_create(request):
     form = RoleForm(request.POST or None)

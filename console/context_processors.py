@@ -29,11 +29,16 @@ SECTIONS = {
 
 
 def navigation(request):
+    from batchjobs.views import can_write
+
+    user = getattr(request, "user", None)
+    # View-only users see every page but no create buttons (the views answer 403 anyway).
+    writable = bool(user is not None and can_write(user))
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return {"nav_group": None, "nav_section": ""}
+        return {"nav_group": None, "nav_section": "", "can_write": writable}
     group = None
     group_pk = match.kwargs.get("group_pk")
     if group_pk is not None and getattr(request, "user", None) and request.user.is_authenticated:
         group = DatasetGroup.objects.filter(pk=group_pk).first()
-    return {"nav_group": group, "nav_section": SECTIONS.get(match.url_name, "")}
+    return {"nav_group": group, "nav_section": SECTIONS.get(match.url_name, ""), "can_write": writable}

@@ -1,4 +1,7 @@
+from datetime import UTC
+
 from django import template
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from batchjobs.models import Status
@@ -47,3 +50,38 @@ def is_active_status(status: str) -> bool:
 @register.filter
 def bool_label(value) -> str:
     return "Yes" if value else "No"
+
+
+@register.filter
+def utc_time(value, fmt: str = "Y-m-d H:i:s"):
+    """`<time>` with the UTC value as text and title; console.js rewrites the text in the user's time zone
+    (the title keeps UTC), so without JS the page still reads correctly."""
+    if not value:
+        return "-"
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    text = date_format(utc, fmt) + " UTC"
+    return format_html(
+        '<time datetime="{}" title="{}" data-local-time="{}">{}</time>',
+        utc.isoformat().replace("+00:00", "Z"),
+        text,
+        "long" if "s" in fmt else "short",
+        text,
+    )
+
+
+@register.simple_tag
+def sort_th(sorting, key: str, label: str):
+    """A sortable column header: a link that flips the order, and aria-sort on the current column."""
+    column = sorting["columns"][key]
+    aria = format_html(' aria-sort="{}"', column["aria_sort"]) if column["aria_sort"] else ""
+    arrow = {"ascending": " \u25b2", "descending": " \u25bc"}.get(column["aria_sort"], "")
+    hint = {"ascending": ", sorted ascending", "descending": ", sorted descending"}.get(column["aria_sort"], "")
+    return format_html(
+        '<th scope="col"{}><a class="sort-link" href="{}">{}<span aria-hidden="true">{}</span>'
+        '<span class="sr-only">{}</span></a></th>',
+        aria,
+        column["url"],
+        label,
+        arrow,
+        hint,
+    )

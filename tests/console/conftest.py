@@ -7,7 +7,13 @@ from tests.console import factories
 
 @pytest.fixture
 def console_user(django_user_model):
-    return django_user_model.objects.create_user("carol", password="correct horse battery")
+    return factories.grant_write(django_user_model.objects.create_user("carol", password="correct horse battery"))
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """A view-only user: signed in, without the write permission."""
+    return django_user_model.objects.create_user("victor", password="correct horse battery")
 
 
 @pytest.fixture

@@ -67,3 +67,16 @@ def make_job(version: SolutionVersion, role: Role, name: str = "job-1", status: 
     BatchInferenceJob.objects.filter(pk=job.pk).update(status=status)
     job.refresh_from_db()
     return job
+
+
+WRITE_PERMISSION = ("batchjobs", "add_batchinferencejob")
+
+
+def grant_write(user):
+    """Give a console user the permission every create form and output download needs."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label=WRITE_PERMISSION[0], codename=WRITE_PERMISSION[1])
+    )
+    return user

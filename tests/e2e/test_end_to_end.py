@@ -63,7 +63,10 @@ def test_a_job_created_in_the_form_runs_on_a_real_worker_and_its_output_download
     live_server, workers, demo_world, trained_version, django_user_model
 ):
     version = trained_version("aws-user-personalization", hidden_dimension=32)
-    django_user_model.objects.create_user("eve", password="a long enough password")
+    from django.contrib.auth.models import Permission
+
+    eve = django_user_model.objects.create_user("eve", password="a long enough password")
+    eve.user_permissions.add(Permission.objects.get(codename="add_batchinferencejob"))
     storage = demo_world["storage"]
     users = demo_world["data"].user_ids[:200] + ["someone-new"]
     lines = [json.dumps({"userId": u}) for u in users]
@@ -114,7 +117,7 @@ def test_a_job_created_in_the_form_runs_on_a_real_worker_and_its_output_download
     assert status["status"] == "ACTIVE", status.get("failure_reason")
 
     page = session.get(job_url).text
-    download = re.search(r'href="([^"]+/download/)"', page).group(1)
+    download = re.search(r'href="([^"]+/outputs/0/download/)"', page).group(1)
     body = session.get(live_server.url + download).content.decode()
     out = [json.loads(line) for line in body.splitlines()]
     assert len(out) == len(lines)
