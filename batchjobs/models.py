@@ -656,6 +656,9 @@ class BatchInferenceJob(AsyncResource):
     # Per input file finished so far: {"input", "output", "lines", "failed"}. A retried attempt skips
     # these files (their published outputs are complete and deterministic) and counts on from them.
     file_results = models.JSONField(default=list, blank=True)
+    # Shards this job was split into (0: the job runs whole). A sharded job stays CREATE IN_PROGRESS while its
+    # BatchShard rows run; its liveness is theirs, and a join publishes the outputs when all are ACTIVE.
+    shard_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -787,6 +790,35 @@ class BatchInferenceJob(AsyncResource):
         """`<output prefix>/<input file name>.out`, as the service names outputs."""
         name = PurePosixPath(parse_s3_uri(input_uri)[1]).name
         return self.output_path.rstrip("/") + "/" + name + ".out"
+
+
+class BatchShard(AsyncResource):
+    """A byte range of one input file of a large batch inference job, run as its own RQ job on the batch queue.
+
+    Same status machine, attempts and heartbeat fencing as the jobs; the reconciler retries a shard whose
+    worker died. The range starts and ends on line boundaries; the output goes to a temporary object that
+    the job's join concatenates into ``<input name>.out``.
+    """
+
+    job = models.ForeignKey(BatchInferenceJob, related_name="shards", on_delete=models.CASCADE)
+    index = models.PositiveIntegerField()
+    input_uri = models.CharField(max_length=1024)
+    byte_start = models.PositiveBigIntegerField()
+    byte_end = models.PositiveBigIntegerField()
+    output_uri = models.CharField(max_length=1024)
+    lines_read = models.PositiveBigIntegerField(default=0)
+    lines_done = models.PositiveBigIntegerField(default=0)
+    lines_failed = models.PositiveBigIntegerField(default=0)
+    error_counts = models.JSONField(default=dict, blank=True)
+    # {kind: [[line number within the shard, reason], ...]}; the join shifts them to file line numbers.
+    error_examples = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="unique_shard_index")]
+
+    def __str__(self):
+        return f"{self.job_id}#{self.index}"
 
 
 class AccessKey(models.Model):

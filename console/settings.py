@@ -163,3 +163,7 @@ WORKER_LOST_AFTER_S = env_float("WORKER_LOST_AFTER_S", 30.0)
 RECONCILE_EVERY_S = env_float("RECONCILE_EVERY_S", 10.0)
 PENDING_REQUEUE_AFTER_S = env_float("PENDING_REQUEUE_AFTER_S", 30.0)
 MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 3)
+
+# Batch sharding (issue 6): a batch inference job whose input holds more than BATCH_SHARD_LINES lines (estimated
+# from its bytes) is split into shards of about that many lines, run in parallel by the batch workers.
+BATCH_SHARD_LINES = env_int("BATCH_SHARD_LINES", 250_000)

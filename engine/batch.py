@@ -57,13 +57,15 @@ class BatchStats:
     lines_read: int
     lines_written: int
     lines_failed: int
-    #: Failed lines per kind of error: the reason up to its first ":", ";" or "," (the details vary by line).
+    #: Failed lines per kind of error (the reason without the line's own details).
     error_counts: dict[str, int] = field(default_factory=dict, compare=False)
     #: The first few failed lines of each kind: (input line number, 1-based; full reason).
     error_examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict, compare=False)
 
     def count_error(self, line_number: int, reason: str) -> None:
-        kind = re.split(r"[:;,]", reason, maxsplit=1)[0]
+        # The kind is the reason without the line's own details, which follow a ";", a ", got" or a ":"
+        # (but not the ":" inside an example such as {"userId": ...}).
+        kind = re.split(r";|, got |:(?![^{]*})", reason, maxsplit=1)[0]
         self.error_counts[kind] = self.error_counts.get(kind, 0) + 1
         examples = self.error_examples.setdefault(kind, [])
         if len(examples) < ERROR_EXAMPLES_PER_KIND:
@@ -96,6 +98,11 @@ def format_score(x: float) -> str:
         # Python's repr is the shortest round-tripping decimal, as Java's is (JDK 19+), and
         # stays out of exponent notation in this range.
         return repr(r)
+    text = repr(r)
+    if "e" in text and abs(r) < 1e-3:
+        # Fast path of the hot loop (softmax scores over big catalogues are small): "5.1e-05" -> "5.1E-5".
+        mantissa, exponent = text.split("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + "E" + str(int(exponent))
     sign, digits, exponent = Decimal(repr(r)).as_tuple()
     while len(digits) > 1 and digits[-1] == 0:
         digits, exponent = digits[:-1], exponent + 1
@@ -194,7 +201,7 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
         if not isinstance(items, list) or not items:
             return obj, f"Field 'itemList' must be a non-empty array of strings, got {_describe(items)}"
         if len(items) > MAX_ITEM_LIST:
-            return obj, f"Field 'itemList' has {len(items)} items; at most {MAX_ITEM_LIST} are allowed"
+            return obj, f"Field 'itemList' has more than {MAX_ITEM_LIST} items: {len(items)}"
         if not all(isinstance(i, str) and i for i in items):
             return obj, "Field 'itemList' must contain only non-empty strings"
     return obj, None
@@ -283,6 +290,35 @@ def _ok_line(query: dict, items: list[str], scores: list[float] | None) -> bytes
     return _encode(build(False), lambda: build(True))
 
 
+class _LineEncoder:
+    """Builds output lines from bytes: item ids are JSON-encoded once per run and reused."""
+
+    def __init__(self):
+        self._items: dict[str, bytes] = {}
+
+    def item(self, item: str) -> bytes:
+        encoded = self._items.get(item)
+        if encoded is None:
+            encoded = json.dumps(item, ensure_ascii=False).encode("utf-8")
+            if len(self._items) < 4_000_000:
+                self._items[item] = encoded
+        return encoded
+
+    def ok_line(self, query: dict, items: list[str], scores: list[float] | None) -> bytes:
+        try:
+            if len(query) == 1 and "userId" in query:
+                dump = b'{"userId":' + json.dumps(query["userId"], ensure_ascii=False).encode("utf-8") + b"}"
+            else:
+                dump = _dumps(query).encode("utf-8")
+            out = [b'{"input":', dump, b',"output":{"recommendedItems":[', b",".join(map(self.item, items)), b"]"]
+        except UnicodeEncodeError:
+            return _ok_line(query, items, scores)
+        if scores is not None:
+            out += [b',"scores":[', ",".join(map(format_score, scores)).encode("ascii"), b"]"]
+        out.append(b'},"error":null}\n')
+        return b"".join(out)
+
+
 _METHODS = {"userId": "recommend", "userId+itemList": "rank", "itemId": "similar_items"}
 
 
@@ -343,6 +379,7 @@ def run_batch(
     exploration = dict(exploration or {})
     stats = BatchStats(lines_read=0, lines_written=0, lines_failed=0)
     chunk: list[tuple[dict | Any, str | None, int]] = []
+    encoder = _LineEncoder()
 
     def flush() -> None:
         good = [q for q, err, _ in chunk if err is None]
@@ -362,7 +399,7 @@ def run_batch(
                 stats.lines_failed += 1
                 stats.count_error(line_number, err)
             else:
-                buf.append(_ok_line(query, items[g], scores[g] if scores is not None else None))
+                buf.append(encoder.ok_line(query, items[g], scores[g] if scores is not None else None))
                 g += 1
         out.write(b"".join(buf))
         stats.lines_written += len(chunk)

@@ -16,6 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
+from engine.recipes._scoring import row_exp_sums, top_k_rows
 from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import get_recipe
 
@@ -26,6 +27,8 @@ REPEAT_THRESHOLD = 0.05
 
 # Upper bound on the logits block held in memory during recommend (elements).
 _BLOCK_ELEMENTS = 1 << 22
+# Upper bound on the float32 score block of the recommend hot path (elements; 128 MB).
+_SCORE_BLOCK_ELEMENTS = 1 << 25
 # Upper bound on the stored neighbour entries (item-to-item matrix), whatever the catalogue size.
 _MAX_NEIGHBOUR_ENTRIES = 30_000_000
 
@@ -157,6 +160,7 @@ class UserPersonalization(RecommenderModel):
 
     def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
         self._validate_params()
+        self._scoring_cache = None
         counts = self._fit_common(interactions, items)
         n_users, n_items = counts.shape
         rows = self.user_map_.index(interactions.user_ids)
@@ -367,31 +371,106 @@ class UserPersonalization(RecommenderModel):
         blocked = ~self.trained_items_
         if bonus is not None:
             blocked = blocked & (bonus <= 0)
-        block = max(1, _BLOCK_ELEMENTS // n_items)
-        # float32 products are exact in float64, so logits only differ by float64 summation order
-        # (~1e-16) between a user scored alone and in a batch: output does not depend on chunking.
+        blocked_cols = np.flatnonzero(blocked)
+        ids = self.item_map_.ids
+        # Exploration needs a second block (the blended key beside the scores).
+        budget = _SCORE_BLOCK_ELEMENTS if bonus is None else _SCORE_BLOCK_ELEMENTS // 2
+        block = max(1, budget // n_items)
         for start in range(0, len(known), block):
             pos = known[start : start + block]
-            urows = rows[pos]
-            logits = self._logits(urows)
-            lse = logsumexp(logits, axis=1, keepdims=True)
-            scores = np.exp(logits - lse)
-            key = logits if bonus is None else (1.0 - exploration_weight) * (
-                scores / scores.max(axis=1, keepdims=True)
-            ) + exploration_weight * bonus
-            key[:, blocked] = -np.inf
-            if self.exclude_seen_:
-                r, c = self._seen_pairs(urows)
-                key[r, c] = -np.inf
-            top = self._top_k(key, k)
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            valid = np.isfinite(np.take_along_axis(key, top, axis=1))
-            ids = self.item_map_.ids
+            top, top_scores, valid = self._top_scored(rows[pos], k, blocked_cols, bonus, exploration_weight)
             for j, p in enumerate(pos):
                 sel = top[j][valid[j]]
                 out_items[p] = ids[sel].tolist()
                 out_scores[p] = top_scores[j][valid[j]].tolist()
         return out_items, out_scores
+
+    def _scoring_state(self) -> dict:
+        """Derived arrays of the recommend hot path, built once per fitted model (not saved)."""
+        state = getattr(self, "_scoring_cache", None)
+        if state is None:
+            v = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+            v64 = v.astype(np.float64)
+            n_items = len(v)
+            n_users = len(self.query_indptr_) - 1
+            state = {
+                "items": v,
+                # Per-user mean and mean square of the factor scores u.v_j over all items, from the
+                # factors alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items).
+                "vbar": v64.mean(axis=0),
+                "gram": v64.T @ v64 / max(1, n_items),
+                "query": sp.csr_matrix(
+                    (self.query_weights_, self.query_indices_, self.query_indptr_), shape=(n_users, n_items)
+                ),
+                "neighbours": sp.csr_matrix(
+                    (self.neighbour_weights_.astype(np.float64), self.neighbour_indices_, self.neighbour_indptr_),
+                    shape=(n_items, n_items),
+                ),
+            }
+            self._scoring_cache = state
+        return state
+
+    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float):
+        """Top-k items and their softmax scores for known users: one matrix product for the block.
+
+        The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
+        next_j``: the standardisations are affine, and their means and deviations come from the factors
+        (for the ALS part) and from the sparse ``next`` row (whose zeros are most of the catalogue). The
+        constant ``beta`` changes neither the order nor the softmax, so the block is a float32 product of
+        the scaled user factors with the item factors plus a sparse correction. Every row is computed
+        alone (no reduction across users), so a user's result does not depend on the other users of the
+        block: outputs do not depend on chunking or sharding.
+        """
+        state = self._scoring_state()
+        n_items = len(state["items"])
+        temperature = float(self.temperature_)
+        u = self.user_factors_[urows].astype(np.float64)
+        mean = u @ state["vbar"]
+        var = np.maximum(np.einsum("ij,jk,ik->i", u, state["gram"], u) - mean**2, 0.0)
+        sd = np.sqrt(var)
+        alpha = np.divide(temperature, sd, out=np.zeros_like(sd), where=sd > 1e-12)
+        scaled = (u * alpha[:, None]).astype(np.float32)
+        if len(scaled) == 1:
+            # A one-row product would go through gemv, which sums in another order than gemm.
+            logits = (np.vstack([scaled, scaled]) @ state["items"].T)[:1]
+        else:
+            logits = scaled @ state["items"].T
+        if self.sequence_weight > 0:
+            nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
+            nxt.sum_duplicates()
+            sums = np.add.reduceat(nxt.data, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
+            squares = np.add.reduceat(nxt.data**2, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
+            empty = np.diff(nxt.indptr) == 0
+            sums[empty], squares[empty] = 0.0, 0.0
+            m2 = sums / n_items
+            sd2 = np.sqrt(np.maximum(squares / n_items - m2**2, 0.0))
+            gamma = np.divide(
+                temperature * float(self.sequence_weight), sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12
+            )
+            r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
+            logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
+        row_max = logits.max(axis=1)
+        exp_sums = row_exp_sums(logits, row_max)
+        if bonus is None:
+            key = logits
+        else:
+            # exp(logit - max) is the score over the best score, as the exploration blend takes it.
+            logits -= row_max[:, None]
+            np.exp(logits, out=logits)
+            key = logits * np.float32(1.0 - exploration_weight)
+            key += (exploration_weight * bonus).astype(np.float32)
+        if len(blocked_cols):
+            key[:, blocked_cols] = -np.inf
+        if self.exclude_seen_:
+            r, c = self._seen_pairs(urows)
+            key[r, c] = -np.inf
+        top, vals = top_k_rows(key, k)
+        valid = np.isfinite(vals)
+        picked = np.take_along_axis(logits, top, axis=1).astype(np.float64)
+        # Without exploration `logits` holds the logits; with it, exp(logit - max).
+        relative = np.exp(picked - row_max[:, None]) if bonus is None else picked
+        top_scores = relative / exp_sums[:, None]
+        return top, top_scores, valid
 
     # ------------------------------------------------------------------ rank
 
@@ -592,6 +671,7 @@ class HRNNMetadata(HRNN):
                 self.trained_items_[idx[k]] = True
                 borrowed = True
         if borrowed:
+            self._scoring_cache = None
             self._finish_common()
 
 

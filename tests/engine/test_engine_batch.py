@@ -78,7 +78,7 @@ NOT_STRING = "Field 'userId' must be a non-empty string"
         (b'{"userId": "1", "itemList": ["' + b"x" * 3 + b'"] }', "userId+itemList",
          ({"userId": "1", "itemList": ["xxx"]}, None)),
         (b'{"userId": "1", "itemList": [' + b'"i",' * 501 + b'"i"]}', "userId+itemList",
-         ({"userId": "1", "itemList": ["i"] * 502}, "Field 'itemList' has 502 items; at most 500 are allowed")),
+         ({"userId": "1", "itemList": ["i"] * 502}, "Field 'itemList' has more than 500 items: 502")),
     ],
 )
 def test_parse_line(raw, kind, expected):

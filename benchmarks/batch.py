@@ -1,0 +1,230 @@
+"""Batch inference speed, memory and scale-out, measured in one run.
+
+Builds a UserPersonalization artifact with random factors (100,000 items, 1,000,000 users, 64 factors), a
+200,000-line input, a temporary DATA_DIR (SQLite) and a private redis-server on a unix socket, then prints:
+
+(a) the kernel alone: float32 matrix product + implicit's C++ top-k on the same factors, users/s;
+(b) our job end to end through a real `manage.py rqworker batch`, users/s, and (b)/(a);
+(c) the worker's peak RSS and the model's size;
+(d) two workers against one, each limited to one BLAS/OpenMP thread (the job is sharded);
+(e) submit-to-ACTIVE latency of a 1,000-line job on a warm worker, median of 10.
+
+The last line is a JSON object. Usage: .venv/bin/python benchmarks/batch.py [--lines N] [--users N] [--items N]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def build_model(n_users: int, n_items: int, factors: int, path: Path) -> None:
+    import numpy as np
+
+    from engine.artifacts import save_model
+    from engine.datasets import IdMap
+    from engine.recipes import UserPersonalization
+
+    rng = np.random.default_rng(0)
+    model = UserPersonalization(hidden_dimension=factors, sequence_weight=0.0)
+    model.user_map_ = IdMap(np.array([f"u{i:07d}" for i in range(n_users)]))
+    model.item_map_ = IdMap(np.array([f"i{i:06d}" for i in range(n_items)]))
+    model.item_popularity_ = rng.integers(1, 1000, n_items).astype(np.int64)
+    model.item_counts_ = model.item_popularity_.copy()
+    model.item_age_basis_ = np.zeros(n_items, np.int64)
+    model.latest_timestamp_ = 86400 * 365
+    model._finish_common()
+    model.user_factors_ = rng.standard_normal((n_users, factors), dtype=np.float32)
+    model.item_factors_ = (rng.standard_normal((n_items, factors), dtype=np.float32) * 0.1).astype(np.float32)
+    model.temperature_ = 1.0
+    model.exclude_seen_ = False
+    model.repeat_fraction_ = 0.5
+    model.seen_indptr_ = np.zeros(n_users + 1, np.int64)
+    model.seen_indices_ = np.zeros(0, np.int64)
+    model.trained_items_ = np.ones(n_items, bool)
+    model.neighbour_indptr_ = np.zeros(n_items + 1, np.int64)
+    model.neighbour_indices_ = np.zeros(0, np.int32)
+    model.neighbour_weights_ = np.zeros(0, np.float32)
+    model.query_indptr_ = np.zeros(n_users + 1, np.int64)
+    model.query_indices_ = np.zeros(0, np.int32)
+    model.query_weights_ = np.zeros(0, np.float64)
+    save_model(model, path)
+
+
+def kernel_users_per_s(artifact: Path, users: "list[str]", k: int) -> float:
+    import numpy as np
+    from implicit.cpu.topk import topk
+
+    from engine.artifacts import load_model
+
+    model = load_model(artifact)
+    rows = model.user_map_.index(users)
+    q = np.ascontiguousarray(model.user_factors_[rows])
+    items = np.ascontiguousarray(model.item_factors_)
+    started = time.perf_counter()
+    topk(items, q, k)
+    return len(q) / (time.perf_counter() - started)
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--scale-lines", type=int, default=0, help="input lines of (d); default --lines")
+    parser.add_argument("--num-results", type=int, default=25)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATA_DIR": str(data_dir),
+        "REDIS_URL": f"unix://{data_dir / 'redis.sock'}?db=0",
+        "BATCH_SHARD_LINES": str(10**9),
+    }
+    os.environ.update({k: env[k] for k in ("DEBUG", "DATA_DIR", "REDIS_URL", "BATCH_SHARD_LINES")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    import django
+
+    django.setup()
+    from console.management.commands.runconsole import start_embedded_redis
+
+    redis_process = start_embedded_redis(data_dir)
+    workers: list[subprocess.Popen] = []
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        from django.conf import settings
+
+        from batchjobs.models import (
+            BatchInferenceJob,
+            DatasetGroup,
+            Role,
+            Solution,
+            SolutionVersion,
+            Status,
+        )
+        from batchjobs.storage import object_storage
+        from engine.artifacts import file_checksum
+
+        artifact = Path(settings.ARTIFACT_ROOT) / "bench.npz"
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        build_model(args.users, args.items, args.factors, artifact)
+        model_mb = artifact.stat().st_size / 2**20
+        role = Role.create_with_prefixes("bench", read=["s3://bench/"], write=["s3://bench/out/"])
+        group = DatasetGroup.create_validated("bench", role_arn=role.arn)
+        recipe = "arn:aws:personalize:::recipe/aws-user-personalization"
+        solution = Solution.create_validated("bench", group.arn, recipe)
+        version = SolutionVersion.objects.create(solution=solution)
+        version.start()
+        version.succeed(artifact=str(artifact), artifact_checksum=file_checksum(artifact))
+
+        import numpy as np
+
+        rng = np.random.default_rng(1)
+        users = [f"u{i:07d}" for i in rng.integers(0, args.users, args.lines)]
+        storage = object_storage()
+        storage.write_bytes("s3://bench/in/big.json", "".join(f'{{"userId": "{u}"}}\n' for u in users).encode())
+        small = "".join(f'{{"userId": "{u}"}}\n' for u in users[:1000]).encode()
+        storage.write_bytes("s3://bench/in/small.json", small)
+        scale_lines = args.scale_lines or args.lines
+        storage.write_bytes(
+            "s3://bench/in/scale.json", "".join(f'{{"userId": "{u}"}}\n' for u in users[:scale_lines]).encode()
+        )
+        settings.MAX_ACTIVE_BATCH_JOBS = 1000
+        counter = iter(range(10**6))
+
+        def run_job(input_uri: str, wait_s: float = 3600) -> float:
+            job = BatchInferenceJob.create_validated(
+                job_name=f"bench-{next(counter)}", solution_version_arn=version.arn, input_path=input_uri,
+                output_path=f"s3://bench/out/{time.monotonic_ns()}/", role_arn=role.arn, num_results=args.num_results,
+            )
+            started = time.perf_counter()
+            while True:
+                job.refresh_from_db(fields=["status", "failure_reason"])
+                if job.status in (Status.ACTIVE, Status.CREATE_FAILED):
+                    break
+                if time.perf_counter() - started > wait_s:
+                    raise SystemExit(f"job {job.job_name} did not finish")
+                time.sleep(0.01)
+            if job.status != Status.ACTIVE:
+                raise SystemExit(f"job failed: {job.failure_reason}")
+            return time.perf_counter() - started
+
+        def start_workers(n: int, extra: dict) -> None:
+            for _ in range(n):
+                workers.append(subprocess.Popen(
+                    [sys.executable, "manage.py", "rqworker", "batch"], cwd=ROOT, env={**env, **extra},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))
+            time.sleep(2)
+
+        def stop_workers() -> None:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(timeout=60)
+            workers.clear()
+
+        kernel = kernel_users_per_s(artifact, users, args.num_results)
+        print(f"(a) kernel (float32 product + implicit top-k): {kernel:,.0f} users/s", flush=True)
+
+        start_workers(1, {})
+        run_job("s3://bench/in/small.json")  # Warms the worker's model cache.
+        seconds = run_job("s3://bench/in/big.json")
+        e2e = args.lines / seconds
+        print(f"(b) end to end through one worker: {e2e:,.0f} users/s; (b)/(a) = {e2e / kernel:.2f}", flush=True)
+        latencies = [run_job("s3://bench/in/small.json") for _ in range(10)]
+        p50 = statistics.median(latencies)
+        print(f"(e) submit-to-ACTIVE of a 1,000-line job, warm worker: median {p50:.3f} s of 10", flush=True)
+        rss = peak_rss_mb(workers[0].pid)
+        print(f"(c) worker peak RSS {rss:,.0f} MB; model {model_mb:,.0f} MB; over the model {rss - model_mb:,.0f} MB")
+        stop_workers()
+
+        one_thread = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                      "BATCH_SHARD_LINES": str(max(1000, scale_lines // 8))}
+        times = {}
+        for n in (1, 2):
+            start_workers(n, one_thread)
+            run_job("s3://bench/in/small.json")  # Warm every worker's cache (a second job reaches the idle one).
+            if n == 2:
+                run_job("s3://bench/in/small.json")
+            times[n] = run_job("s3://bench/in/scale.json")
+            stop_workers()
+        speedup = times[1] / times[2]
+        print(f"(d) sharded {scale_lines:,}-line job, 1 BLAS thread per worker: one worker {times[1]:.1f} s, "
+              f"two workers {times[2]:.1f} s, speed-up {speedup:.2f}x", flush=True)
+        print(json.dumps({
+            "kernel_users_per_s": round(kernel), "end_to_end_users_per_s": round(e2e),
+            "end_to_end_over_kernel": round(e2e / kernel, 3), "two_worker_speedup": round(speedup, 3),
+            "small_job_latency_p50_s": round(p50, 3), "peak_rss_mb": round(rss), "model_mb": round(model_mb),
+            "lines": args.lines, "users": args.users, "items": args.items, "factors": args.factors,
+            "cpus": os.cpu_count(),
+        }))
+    finally:
+        stop_workers() if workers else None
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
