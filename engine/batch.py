@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, BinaryIO
 
+import numpy as np
+
+from engine.filters import CompiledFilter, FilterValueError
 from engine.recipes.base import RecommenderModel
 
 __all__ = [
@@ -23,6 +26,8 @@ __all__ = [
 
 #: Input lines longer than this are answered with an error line instead of being parsed.
 MAX_LINE_BYTES = 64 * 1024
+# Booleans in one filter mask block (lines x catalogue items).
+_MASK_BUDGET = 32_000_000
 ERROR_EXAMPLES_PER_KIND = 5
 #: Longest accepted id, as in the datasets.
 MAX_ID_LENGTH = 256
@@ -338,6 +343,7 @@ def run_batch(
     exploration: dict | None = None,
     seed: int = 0,
     on_chunk: Callable[[int, int], None] | None = None,
+    item_filter: CompiledFilter | None = None,
 ) -> BatchStats:
     """Answer every input line with one output line, in input order, chunk by chunk.
 
@@ -364,6 +370,10 @@ def run_batch(
     seed : int, default 0
     on_chunk : callable, optional
         Called as ``on_chunk(lines_written_total, lines_failed_total)`` after each chunk.
+    item_filter : CompiledFilter, optional
+        The job's filter, compiled over the model's catalogue (``item_ids=model.item_map_.ids``).
+        Each line's ``filterValues`` are checked (a bad or missing INCLUDE value gives that line an
+        error line) and the filter's item mask is applied before top-k.
 
     Returns
     -------
@@ -381,16 +391,43 @@ def run_batch(
     chunk: list[tuple[dict | Any, str | None, int]] = []
     encoder = _LineEncoder()
 
+    def answer(good: list[dict], allowed: np.ndarray | None):
+        mask = {} if allowed is None else {"allowed": allowed}
+        if input_kind == "userId":
+            return model.recommend([q["userId"] for q in good], num_results, seed=seed, **exploration, **mask)
+        if input_kind == "userId+itemList":
+            return model.rank([q["userId"] for q in good], [q["itemList"] for q in good], **mask)
+        return model.similar_items([q["itemId"] for q in good], num_results, **mask)
+
+    def answer_filtered(good: list[dict], values: list) -> tuple[list, list | None]:
+        # A mask is lines x catalogue booleans: answer in blocks so a big catalogue stays within budget.
+        block = max(1, _MASK_BUDGET // max(1, len(item_filter.item_ids)))
+        items, scores = [], None
+        for start in range(0, len(good), block):
+            part = good[start : start + block]
+            users = [q.get("userId") for q in part]
+            part_items, part_scores = answer(part, item_filter.item_mask(users, values[start : start + block]))
+            items += part_items
+            if part_scores is not None:
+                scores = (scores or []) + part_scores
+        return items, scores
+
     def flush() -> None:
+        values = []
+        if item_filter is not None:
+            for i, (query, err, line_number) in enumerate(chunk):
+                if err is None:
+                    try:
+                        values.append(item_filter.check_values(query.get("filterValues")))
+                    except FilterValueError as exc:
+                        chunk[i] = (query, str(exc), line_number)
         good = [q for q, err, _ in chunk if err is None]
         if not good:
             items, scores = [], None
-        elif input_kind == "userId":
-            items, scores = model.recommend([q["userId"] for q in good], num_results, seed=seed, **exploration)
-        elif input_kind == "userId+itemList":
-            items, scores = model.rank([q["userId"] for q in good], [q["itemList"] for q in good])
+        elif item_filter is None:
+            items, scores = answer(good, None)
         else:
-            items, scores = model.similar_items([q["itemId"] for q in good], num_results)
+            items, scores = answer_filtered(good, values)
         buf = []
         g = 0
         for query, err, line_number in chunk:

@@ -92,6 +92,7 @@ class RecommenderModel(ABC):
         exploration_weight: float = 0.0,
         exploration_item_age_cut_off: float = 30.0,
         seed: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> tuple[list[list[str]], list[list[float]] | None]:
         """Recommend ``n`` items for each user of a batch.
 
@@ -107,6 +108,10 @@ class RecommenderModel(ABC):
             are eligible for exploration.
         seed : int, default 0
             Seed of the exploration noise.
+        allowed : ndarray of bool, shape (len(user_ids), n_items), optional
+            A filter's verdict per user and item (model item order): only allowed items are
+            recommended. Lists are still ``n`` long while enough items qualify; scores are not
+            renormalised (as the service does).
 
         Returns
         -------
@@ -117,7 +122,7 @@ class RecommenderModel(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not take userId queries")
 
     def rank(
-        self, user_ids: Sequence[str], item_lists: Sequence[Sequence[str]]
+        self, user_ids: Sequence[str], item_lists: Sequence[Sequence[str]], allowed: np.ndarray | None = None
     ) -> tuple[list[list[str]], list[list[float]]]:
         """Re-rank each user's candidate list (PERSONALIZED_RANKING queries).
 
@@ -126,6 +131,9 @@ class RecommenderModel(ABC):
         user_ids : sequence of str
         item_lists : sequence of sequence of str
             One candidate list per user.
+        allowed : ndarray of bool, shape (len(user_ids), n_items), optional
+            A filter's verdict: candidates it does not allow are left out (and so are candidates
+            outside the catalogue, which a filter cannot judge).
 
         Returns
         -------
@@ -218,11 +226,12 @@ class RecommenderModel(ABC):
 
     # ------------------------------------------------------------------ shared inference
 
-    def _popular_lists(self, n: int, exclude: int = -1) -> list[str]:
+    def _popular_lists(self, n: int, exclude: int = -1, allowed: np.ndarray | None = None) -> list[str]:
+        order = self.popular_order_ if allowed is None else self.popular_order_[allowed[self.popular_order_]]
         if exclude >= 0:
-            order = self.popular_order_[: max(0, n) + 1]
+            order = order[: max(0, n) + 1]
             return self.item_map_.ids[order[order != exclude][: max(0, n)]].tolist()
-        return self.item_map_.ids[self.popular_order_[: max(0, n)]].tolist()
+        return self.item_map_.ids[order[: max(0, n)]].tolist()
 
     def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:
         """Per-item bonus in [0, 1.1) for items young enough to explore, or None when off.

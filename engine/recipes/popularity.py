@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from engine.datasets import Interactions, Items, Users
 from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import get_recipe
@@ -44,8 +46,11 @@ class PopularityCount(RecommenderModel):
         exploration_weight: float = 0.0,
         exploration_item_age_cut_off: float = 30.0,
         seed: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> tuple[list[list[str]], None]:
         # Exploration is a user-personalization feature; popularity-count accepts and ignores it.
         self._check_fitted()
+        if allowed is not None:
+            return [self._popular_lists(n, allowed=row) for row in allowed], None
         top = self._popular_lists(n)
         return [list(top) for _ in range(len(user_ids))], None

@@ -345,6 +345,7 @@ class UserPersonalization(RecommenderModel):
         exploration_weight: float = 0.0,
         exploration_item_age_cut_off: float = 30.0,
         seed: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> tuple[list[list[str]], list[list[float]]]:
         self._check_fitted()
         n_items = len(self.item_map_)
@@ -363,6 +364,9 @@ class UserPersonalization(RecommenderModel):
             top = self.popular_order_[:k]
             items, scores = self.item_map_.ids[top].tolist(), prior[top].tolist()
             for j in unknown:
+                if allowed is not None:
+                    top = self.popular_order_[allowed[j][self.popular_order_]][:k]
+                    items, scores = self.item_map_.ids[top].tolist(), prior[top].tolist()
                 out_items[j], out_scores[j] = list(items), list(scores)
 
         known = np.flatnonzero(rows >= 0)
@@ -378,7 +382,9 @@ class UserPersonalization(RecommenderModel):
         block = max(1, budget // n_items)
         for start in range(0, len(known), block):
             pos = known[start : start + block]
-            top, top_scores, valid = self._top_scored(rows[pos], k, blocked_cols, bonus, exploration_weight)
+            top, top_scores, valid = self._top_scored(
+                rows[pos], k, blocked_cols, bonus, exploration_weight, None if allowed is None else allowed[pos]
+            )
             for j, p in enumerate(pos):
                 sel = top[j][valid[j]]
                 out_items[p] = ids[sel].tolist()
@@ -410,7 +416,7 @@ class UserPersonalization(RecommenderModel):
             self._scoring_cache = state
         return state
 
-    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float):
+    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
         """Top-k items and their softmax scores for known users: one matrix product for the block.
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
@@ -464,6 +470,9 @@ class UserPersonalization(RecommenderModel):
         if self.exclude_seen_:
             r, c = self._seen_pairs(urows)
             key[r, c] = -np.inf
+        if allowed is not None:
+            # A filter removes items before top-k, so lists stay k long while enough items qualify.
+            key[~allowed] = -np.inf
         top, vals = top_k_rows(key, k)
         valid = np.isfinite(vals)
         picked = np.take_along_axis(logits, top, axis=1).astype(np.float64)
@@ -475,7 +484,7 @@ class UserPersonalization(RecommenderModel):
     # ------------------------------------------------------------------ rank
 
     def rank(
-        self, user_ids: Sequence[str], item_lists: Sequence[Sequence[str]]
+        self, user_ids: Sequence[str], item_lists: Sequence[Sequence[str]], allowed: np.ndarray | None = None
     ) -> tuple[list[list[str]], list[list[float]]]:
         """Re-rank each user's itemList with a softmax restricted to that list.
 
@@ -502,7 +511,12 @@ class UserPersonalization(RecommenderModel):
                 logits[known] = self._logits(urows[known])
             logits[~known] = prior
             for j in range(len(urows)):
-                items, scores = self._rank_one(logits[j], item_lists[start + j])
+                candidates = item_lists[start + j]
+                if allowed is not None:
+                    idx = self.item_map_.index(list(candidates))
+                    keep = (idx >= 0) & allowed[start + j][np.maximum(idx, 0)]
+                    candidates = [c for c, ok in zip(candidates, keep, strict=True) if ok]
+                items, scores = self._rank_one(logits[j], candidates)
                 out_items.append(items)
                 out_scores.append(scores)
         return out_items, out_scores
