@@ -17,6 +17,7 @@ from engine.recipes.catalog import (
     validate_exploration_config,
     validate_hyperparameters,
 )
+from engine.recipes.item_affinity import ItemAffinity
 from engine.recipes.popularity import PopularityCount
 from engine.recipes.sims import Sims
 from engine.recipes.user_personalization import (
@@ -35,6 +36,7 @@ __all__ = [
     "HRNNColdstart",
     "HRNNMetadata",
     "HyperParameterError",
+    "ItemAffinity",
     "NotFittedError",
     "PersonalizedRanking",
     "PopularityCount",
@@ -53,7 +55,16 @@ __all__ = [
 #: Recipe ARN -> model class.
 MODEL_CLASSES: dict[str, type[RecommenderModel]] = {
     cls.recipe_arn: cls
-    for cls in (UserPersonalization, PersonalizedRanking, Sims, PopularityCount, HRNN, HRNNMetadata, HRNNColdstart)
+    for cls in (
+        UserPersonalization,
+        PersonalizedRanking,
+        Sims,
+        PopularityCount,
+        HRNN,
+        HRNNMetadata,
+        HRNNColdstart,
+        ItemAffinity,
+    )
 }
 
 

@@ -28,12 +28,15 @@ __all__ = [
 USER_PERSONALIZATION = "USER_PERSONALIZATION"
 PERSONALIZED_RANKING = "PERSONALIZED_RANKING"
 RELATED_ITEMS = "RELATED_ITEMS"
+USER_SEGMENTATION = "USER_SEGMENTATION"
 
-#: Batch input line shape per recipe type.
+#: Batch input line shape per recipe type. USER_SEGMENTATION lines look like RELATED_ITEMS ones
+#: (``{"itemId": ...}``) but are answered with users (``recommendedUsers``), hence a kind of their own.
 INPUT_KINDS = {
     USER_PERSONALIZATION: "userId",
     PERSONALIZED_RANKING: "userId+itemList",
     RELATED_ITEMS: "itemId",
+    USER_SEGMENTATION: "itemId->users",
 }
 
 
@@ -106,7 +109,7 @@ class RecipeSpec:
     arn : str
         ``arn:aws:personalize:::recipe/<name>``.
     recipe_type : str
-        The service's recipeType: USER_PERSONALIZATION, PERSONALIZED_RANKING or RELATED_ITEMS.
+        The service's recipeType: USER_PERSONALIZATION, PERSONALIZED_RANKING, RELATED_ITEMS or USER_SEGMENTATION.
     algorithm_arn, feature_transformation_arn : str
     description : str
     hyperparameters : tuple of HyperParameter
@@ -209,6 +212,19 @@ RECIPES: dict[str, RecipeSpec] = {
             has_scores=False,
         ),
         RecipeSpec(
+            name="aws-item-affinity",
+            recipe_type=USER_SEGMENTATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-item-affinity",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/item-affinity",
+            description=(
+                "User segmentation for batch segment jobs: for each item, the users most likely to interact "
+                "with it (implicit-feedback matrix factorisation on recency-weighted interactions plus user "
+                "activity). Users who already interacted with the item are left out. No scores."
+            ),
+            hyperparameters=(HyperParameter("hidden_dimension", "int", 149, 32, 256),),
+            has_scores=False,
+        ),
+        RecipeSpec(
             name="aws-popularity-count",
             recipe_type=USER_PERSONALIZATION,
             algorithm_arn="arn:aws:personalize:::algorithm/aws-popularity-count",
@@ -294,7 +310,8 @@ def input_kind(recipe_type: str) -> str:
     Returns
     -------
     str
-        ``"userId"``, ``"userId+itemList"`` or ``"itemId"``.
+        ``"userId"``, ``"userId+itemList"``, ``"itemId"`` or ``"itemId->users"`` (batch segment
+        jobs: ``{"itemId": ...}`` lines answered with ``recommendedUsers``).
     """
     try:
         return INPUT_KINDS[recipe_type]

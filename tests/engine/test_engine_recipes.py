@@ -34,7 +34,7 @@ def test_catalog_has_every_batch_recipe_with_the_service_defaults():
     names = {spec.name: spec for spec in RECIPES.values()}
     assert set(names) == {
         "aws-user-personalization", "aws-personalized-ranking", "aws-sims", "aws-popularity-count",
-        "aws-hrnn", "aws-hrnn-metadata", "aws-hrnn-coldstart",
+        "aws-hrnn", "aws-hrnn-metadata", "aws-hrnn-coldstart", "aws-item-affinity",
     }
     assert names["aws-personalized-ranking"].recipe_type == "PERSONALIZED_RANKING"
     assert names["aws-sims"].recipe_type == "RELATED_ITEMS" and not names["aws-sims"].has_scores
