@@ -30,6 +30,7 @@ from batchjobs.errors import (
     ResourceInUseException,
 )
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
+from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
 from engine.recipes.catalog import (
     HyperParameterError,
     UnknownRecipe,
@@ -625,25 +626,16 @@ class SolutionVersion(AsyncResource):
         return version
 
 
-class BatchInferenceJob(AsyncResource):
-    class Mode(models.TextChoices):
-        BATCH_INFERENCE = "BATCH_INFERENCE", "Item recommendations"
-        THEME_GENERATION = "THEME_GENERATION", "Themed recommendations"
+class BatchJob(AsyncResource):
+    """What batch inference jobs and batch segment jobs share: a solution version read from S3 paths by a
+    role, a filter, and per-file progress. Concrete jobs add their name, ARN and references."""
 
-    job_name = models.CharField(max_length=63, unique=True)
-    arn = models.CharField(max_length=256, unique=True)
-    solution_version = models.ForeignKey(SolutionVersion, related_name="batch_jobs", on_delete=models.PROTECT)
     filter_arn = models.CharField(max_length=256, blank=True)
     num_results = models.PositiveIntegerField(default=25)
     input_path = models.CharField(max_length=256)
     input_kms_key_arn = models.CharField(max_length=2048, blank=True)
     output_path = models.CharField(max_length=256)
     output_kms_key_arn = models.CharField(max_length=2048, blank=True)
-    role = models.ForeignKey(Role, related_name="batch_jobs", on_delete=models.PROTECT)
-    # The API's batchInferenceJobConfig, e.g. {"itemExplorationConfig": {"explorationWeight": "0.3"}}.
-    config = models.JSONField(default=dict, blank=True)
-    mode = models.CharField(max_length=32, choices=Mode.choices, default=Mode.BATCH_INFERENCE)
-    theme_generation_config = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -656,18 +648,21 @@ class BatchInferenceJob(AsyncResource):
     # Per input file finished so far: {"input", "output", "lines", "failed"}. A retried attempt skips
     # these files (their published outputs are complete and deterministic) and counts on from them.
     file_results = models.JSONField(default=list, blank=True)
-    # Shards this job was split into (0: the job runs whole). A sharded job stays CREATE IN_PROGRESS while its
-    # BatchShard rows run; its liveness is theirs, and a join publishes the outputs when all are ACTIVE.
-    shard_count = models.PositiveIntegerField(default=0)
+
+    ARN_TYPE = ""
+    # Recipe types this kind of job accepts, and the quota on the ones pending or in progress.
+    RECIPE_TYPES: tuple[str, ...] = ()
+    MAX_NUM_RESULTS = 500
 
     class Meta:
+        abstract = True
         ordering = ["-created", "-pk"]
 
     def __str__(self):
         return self.job_name
 
     def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("batch-inference-job", self.job_name)
+        self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.job_name)
         super().save(*args, **kwargs)
 
     @property
@@ -679,33 +674,21 @@ class BatchInferenceJob(AsyncResource):
         return input_kind(self.recipe.recipe_type)
 
     @property
-    def exploration_config(self) -> dict[str, str]:
-        return dict(self.config.get("itemExplorationConfig", {}))
-
-    @property
     def seed(self) -> int:
         """Exploration noise is seeded from the job so a rerun of the same job is byte-identical."""
         return uuid.uuid5(uuid.NAMESPACE_URL, self.arn).int % (2**32)
 
+    @property
+    def filter(self):
+        return Filter.objects.filter(arn=self.filter_arn).first() if self.filter_arn else None
+
     @classmethod
-    def create_validated(
-        cls,
-        job_name: str,
-        solution_version_arn: str,
-        input_path: str,
-        output_path: str,
-        role_arn: str,
-        num_results: int | None = None,
-        filter_arn: str = "",
-        config: dict | None = None,
-        input_kms_key_arn: str = "",
-        output_kms_key_arn: str = "",
-        mode: str = "BATCH_INFERENCE",
-        tags=None,
-        created_by=None,
-    ) -> "BatchInferenceJob":
-        """Validate like the service, in its order (shapes, references, states, names, quotas), then save
-        the job CREATE PENDING and enqueue it once committed."""
+    def _validated_references(
+        cls, *, job_name, solution_version_arn, input_path, output_path, role_arn, num_results, filter_arn,
+        input_kms_key_arn, output_kms_key_arn,
+    ):
+        """The checks every batch job gets, in the service's order (shapes, references, states); returns the
+        solution version, the role and the number of results."""
         validation.check_name(job_name, "jobName")
         validation.check_arn(solution_version_arn, "solutionVersionArn")
         validation.check_s3_path(input_path, "jobInput.s3DataSource.path")
@@ -721,19 +704,11 @@ class BatchInferenceJob(AsyncResource):
                 raise InvalidInputException(f"Invalid S3 {label} path: {path}", field=member) from None
         validation.check_role_arn(role_arn)
         num_results = 25 if num_results is None else num_results
-        validation.check_int_range(num_results, "numResults", minimum=1, maximum=500)
+        validation.check_int_range(num_results, "numResults", minimum=1, maximum=cls.MAX_NUM_RESULTS)
         if input_kms_key_arn:
             validation.check_kms_key(input_kms_key_arn, "jobInput.s3DataSource.kmsKeyArn")
         if output_kms_key_arn:
             validation.check_kms_key(output_kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
-        validation.check_enum(mode, "batchInferenceJobMode", [cls.Mode.BATCH_INFERENCE])
-        if filter_arn:
-            validation.check_arn(filter_arn, "filterArn")
-            raise validation.ResourceNotFoundException(
-                f"Resource Arn {filter_arn} does not exist.", field="filterArn"
-            )
-        tags = validation.check_tags(tags)
-
         version = validation.lookup(
             SolutionVersion.objects.select_related("solution"), solution_version_arn, "solutionVersionArn"
         )
@@ -743,33 +718,34 @@ class BatchInferenceJob(AsyncResource):
                 f"The solution version {version.arn} is {version.status}; a batch job needs an ACTIVE version.",
                 field="solutionVersionArn",
             )
-        config = _validated_job_config(config or {}, version.solution.recipe)
+        recipe = version.solution.recipe
+        if recipe.recipe_type not in cls.RECIPE_TYPES:
+            raise InvalidInputException(
+                f"The solution version {version.arn} uses {recipe.name} ({recipe.recipe_type}); "
+                f"a {cls._meta.verbose_name} needs a recipe of type {' or '.join(cls.RECIPE_TYPES)}.",
+                field="solutionVersionArn",
+            )
+        if filter_arn:
+            found = validation.lookup(Filter.objects.select_related("dataset_group"), filter_arn, "filterArn")
+            if found.status != Status.ACTIVE:
+                raise ResourceInUseException(f"The filter {found.arn} is {found.status}.", field="filterArn")
+            if found.dataset_group_id != version.solution.dataset_group_id:
+                raise InvalidInputException(
+                    f"The filter {found.arn} belongs to another dataset group than the solution version.",
+                    field="filterArn",
+                )
+            wanted = "ItemID" if cls is BatchInferenceJob else "UserID"
+            if found.target != wanted:
+                raise InvalidInputException(
+                    f"A {cls._meta.verbose_name} takes a filter on {wanted}; {found.name} filters {found.target}.",
+                    field="filterArn",
+                )
         if input_path.rstrip("/") == output_path.rstrip("/"):
             raise InvalidInputException(
                 "The output destination must differ from the input source.",
                 field="jobOutput.s3DataDestination.path",
             )
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch inference job", job_name)
-            _refuse_over_limit(
-                cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS
-            )
-            job = cls.objects.create(
-                job_name=job_name,
-                solution_version=version,
-                num_results=num_results,
-                input_path=input_path,
-                output_path=output_path,
-                role=role,
-                config=config,
-                input_kms_key_arn=input_kms_key_arn,
-                output_kms_key_arn=output_kms_key_arn,
-                mode=mode,
-                tags=tags,
-                created_by=created_by,
-            )
-            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
-        return job
+        return version, role, num_results
 
     def error_summary(self) -> list[dict]:
         """Failed lines by kind of error, most frequent first, each with its first examples:
@@ -790,6 +766,197 @@ class BatchInferenceJob(AsyncResource):
         """`<output prefix>/<input file name>.out`, as the service names outputs."""
         name = PurePosixPath(parse_s3_uri(input_uri)[1]).name
         return self.output_path.rstrip("/") + "/" + name + ".out"
+
+
+
+
+class BatchInferenceJob(BatchJob):
+    class Mode(models.TextChoices):
+        BATCH_INFERENCE = "BATCH_INFERENCE", "Item recommendations"
+        THEME_GENERATION = "THEME_GENERATION", "Themed recommendations"
+
+    ARN_TYPE = "batch-inference-job"
+    RECIPE_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "RELATED_ITEMS")
+
+    job_name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    solution_version = models.ForeignKey(SolutionVersion, related_name="batch_jobs", on_delete=models.PROTECT)
+    role = models.ForeignKey(Role, related_name="batch_jobs", on_delete=models.PROTECT)
+    # The API's batchInferenceJobConfig, e.g. {"itemExplorationConfig": {"explorationWeight": "0.3"}}.
+    config = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=32, choices=Mode.choices, default=Mode.BATCH_INFERENCE)
+    theme_generation_config = models.JSONField(null=True, blank=True)
+    # Shards this job was split into (0: the job runs whole). A sharded job stays CREATE IN_PROGRESS while its
+    # BatchShard rows run; its liveness is theirs, and a join publishes the outputs when all are ACTIVE.
+    shard_count = models.PositiveIntegerField(default=0)
+
+    class Meta(BatchJob.Meta):
+        verbose_name = "batch inference job"
+
+    @property
+    def exploration_config(self) -> dict[str, str]:
+        return dict(self.config.get("itemExplorationConfig", {}))
+
+    @classmethod
+    def create_validated(
+        cls,
+        job_name: str,
+        solution_version_arn: str,
+        input_path: str,
+        output_path: str,
+        role_arn: str,
+        num_results: int | None = None,
+        filter_arn: str = "",
+        config: dict | None = None,
+        input_kms_key_arn: str = "",
+        output_kms_key_arn: str = "",
+        mode: str = "BATCH_INFERENCE",
+        tags=None,
+        created_by=None,
+    ) -> "BatchInferenceJob":
+        """Validate like the service, in its order (shapes, references, states, names, quotas), then save
+        the job CREATE PENDING and enqueue it once committed."""
+        validation.check_enum(mode, "batchInferenceJobMode", [cls.Mode.BATCH_INFERENCE])
+        tags = validation.check_tags(tags)
+        version, role, num_results = cls._validated_references(
+            job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
+            output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
+            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
+        )
+        config = _validated_job_config(config or {}, version.solution.recipe)
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch inference job", job_name)
+            _refuse_over_limit(
+                cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS
+            )
+            job = cls.objects.create(
+                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+                output_path=output_path, role=role, config=config, filter_arn=filter_arn,
+                input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags,
+                created_by=created_by,
+            )
+            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
+        return job
+
+
+class BatchSegmentJob(BatchJob):
+    """Which users are most likely to interact with each input item (aws-item-affinity)."""
+
+    ARN_TYPE = "batch-segment-job"
+    RECIPE_TYPES = ("USER_SEGMENTATION",)
+    # The service's maximum number of users per segment.
+    MAX_NUM_RESULTS = 5_000_000
+
+    job_name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    solution_version = models.ForeignKey(SolutionVersion, related_name="segment_jobs", on_delete=models.PROTECT)
+    role = models.ForeignKey(Role, related_name="segment_jobs", on_delete=models.PROTECT)
+
+    class Meta(BatchJob.Meta):
+        verbose_name = "batch segment job"
+
+    @classmethod
+    def create_validated(
+        cls,
+        job_name: str,
+        solution_version_arn: str,
+        input_path: str,
+        output_path: str,
+        role_arn: str,
+        num_results: int | None = None,
+        filter_arn: str = "",
+        input_kms_key_arn: str = "",
+        output_kms_key_arn: str = "",
+        tags=None,
+        created_by=None,
+    ) -> "BatchSegmentJob":
+        tags = validation.check_tags(tags)
+        version, role, num_results = cls._validated_references(
+            job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
+            output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
+            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
+        )
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch segment job", job_name)
+            # The service's quota for segment jobs (not adjustable).
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
+            job = cls.objects.create(
+                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+                output_path=output_path, role=role, filter_arn=filter_arn, input_kms_key_arn=input_kms_key_arn,
+                output_kms_key_arn=output_kms_key_arn, tags=tags, created_by=created_by,
+            )
+            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_segment_job", job.pk, job.rq_job_id)
+        return job
+
+
+class Filter(AsyncResource):
+    """A filter expression over a dataset group's data, validated against its schemas when created."""
+
+    # The service's quotas: filters per dataset group, and distinct dataset fields across them.
+    MAX_PER_GROUP = 30
+    MAX_FIELDS_PER_GROUP = 20
+
+    name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    dataset_group = models.ForeignKey(DatasetGroup, related_name="filters", on_delete=models.CASCADE)
+    filter_expression = models.TextField()
+    placeholders = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("filter", self.name)
+        super().save(*args, **kwargs)
+
+    @property
+    def parsed(self):
+        return parse_filter(self.filter_expression)
+
+    @property
+    def target(self) -> str:
+        """"ItemID" for recommendation filters, "UserID" for segment filters."""
+        return self.parsed.target
+
+    @classmethod
+    def create_validated(cls, name: str, dataset_group_arn: str, filter_expression: str, tags=None) -> "Filter":
+        """Syntax errors are refused at once (InvalidInputException, with the position); a filter that parses
+        is saved, then checked against the dataset group's schemas: ACTIVE, or CREATE FAILED with the reason."""
+        validation.check_name(name)
+        validation.check_length(filter_expression, "filterExpression", max_length=2500)
+        group = validation.lookup(DatasetGroup.objects, dataset_group_arn, "datasetGroupArn")
+        try:
+            parsed = parse_filter(filter_expression)
+        except FilterSyntaxError as exc:
+            raise InvalidInputException(str(exc), field="filterExpression") from None
+        tags = validation.check_tags(tags)
+        with transaction.atomic():
+            _refuse_duplicate(cls.objects.filter(name=name), "filter", name)
+            others = list(group.filters.exclude(status=Status.CREATE_FAILED))
+            if len(others) >= cls.MAX_PER_GROUP:
+                raise LimitExceededException(
+                    f"The dataset group {group.name} already has {len(others)} filters; the quota is "
+                    f"{cls.MAX_PER_GROUP}."
+                )
+            fields = set(parsed.fields).union(*(parse_filter(f.filter_expression).fields for f in others))
+            if len(fields) > cls.MAX_FIELDS_PER_GROUP:
+                raise LimitExceededException(
+                    f"The filters of dataset group {group.name} would use {len(fields)} distinct dataset fields; "
+                    f"the quota is {cls.MAX_FIELDS_PER_GROUP}."
+                )
+            row = cls.objects.create(name=name, dataset_group=group, filter_expression=filter_expression, tags=tags)
+            row.start()
+            schemas = {ds.dataset_type: ds.schema.field_names for ds in group.datasets.select_related("schema")}
+            try:
+                placeholders = validate_filter(parsed, schemas)
+            except FilterValidationError as exc:
+                row.fail(str(exc))
+            else:
+                row.succeed("The filter matches the dataset group's schemas.", placeholders=placeholders)
+        return row
 
 
 class BatchShard(AsyncResource):

@@ -8,7 +8,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from batchjobs.models import BatchInferenceJob, BatchShard, DatasetImportJob, SolutionVersion, Status
+from batchjobs.models import (
+    BatchInferenceJob,
+    BatchSegmentJob,
+    BatchShard,
+    DatasetImportJob,
+    SolutionVersion,
+    Status,
+)
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue, is_queued
 
 log = logging.getLogger(__name__)
@@ -18,6 +25,7 @@ WORKER_RESOURCES = (
     (DatasetImportJob, TRAINING_QUEUE, "batchjobs.tasks.import_dataset"),
     (SolutionVersion, TRAINING_QUEUE, "batchjobs.tasks.train_solution_version"),
     (BatchInferenceJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job"),
+    (BatchSegmentJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_segment_job"),
     (BatchShard, BATCH_QUEUE, "batchjobs.tasks.run_batch_shard"),
 )
 

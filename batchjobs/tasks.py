@@ -16,14 +16,24 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batchjobs.errors import JobFailed
-from batchjobs.models import BatchInferenceJob, BatchShard, Dataset, DatasetImportJob, SolutionVersion, Status
+from batchjobs.models import (
+    BatchInferenceJob,
+    BatchSegmentJob,
+    BatchShard,
+    Dataset,
+    DatasetImportJob,
+    SolutionVersion,
+    Status,
+)
 from batchjobs.queues import BATCH_QUEUE, enqueue
 from batchjobs.storage import artifact_path, object_storage
 from engine import datasets as engine_datasets
 from engine.artifacts import file_checksum, load_model, save_model
 from engine.batch import iter_lines, run_batch
+from engine.filters import FilterError, compile_filter
 from engine.metrics import evaluate_recipe
 from engine.recipes import HyperParameterError, make_model, validate_exploration_config
+from engine.recipes.item_affinity import evaluate_segments
 from engine.storage import InvalidS3Path, ObjectNotFound, PathEscapesRoot, S3Storage, parse_s3_uri
 from engine.training import TrainingDataError, check_training_minimums, select_events
 
@@ -91,7 +101,9 @@ def _run_attempt(resource, what: str, body) -> None:
         body(resource, lost)
     except LostOwnership:
         log.warning("%s %s: attempt %s lost its row to a retry; stopping", what, resource.pk, resource.attempts)
-    except (JobFailed, TrainingDataError, HyperParameterError, engine_datasets.DatasetError, InvalidS3Path) as exc:
+    except (
+        JobFailed, TrainingDataError, HyperParameterError, engine_datasets.DatasetError, InvalidS3Path, FilterError
+    ) as exc:
         _fail(resource, str(exc))
     except PathEscapesRoot as exc:
         _fail(resource, f"Invalid S3 path: {exc}")
@@ -192,7 +204,8 @@ def _train(version: SolutionVersion, lost: threading.Event) -> None:
     users = _load_dataset(group.dataset(Dataset.Type.USERS))
     # Offline metrics with the service's protocol: a hold-out split trained separately, beside a
     # popularity baseline on the same split.
-    evaluation = evaluate_recipe(solution.recipe_arn, solution.hyperparameters, interactions, items, users)
+    evaluate = evaluate_segments if solution.recipe.recipe_type == "USER_SEGMENTATION" else evaluate_recipe
+    evaluation = evaluate(solution.recipe_arn, solution.hyperparameters, interactions, items, users)
     if lost.is_set():
         raise LostOwnership
     model = make_model(solution.recipe_arn, solution.hyperparameters)
@@ -242,7 +255,48 @@ def run_batch_inference_job(job_pk: int) -> None:
         _run_attempt(job, "running the batch inference job", _run_batch)
 
 
-def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
+def run_batch_segment_job(job_pk: int) -> None:
+    job = BatchSegmentJob.objects.select_related("solution_version__solution", "role").filter(pk=job_pk).first()
+    if job is not None:
+        _run_attempt(job, "running the batch segment job", _run_batch)
+
+
+# Filters compiled by this worker, by filter, data and model: compiling reads the group's datasets.
+_FILTER_CACHE: OrderedDict[tuple, object] = OrderedDict()
+
+
+def _compiled_filter(job, model):
+    """The job's filter compiled over the model's catalogue (or users, for segments), or None."""
+    found = job.filter
+    if found is None:
+        if job.filter_arn:
+            raise JobFailed(f"The filter {job.filter_arn} no longer exists.")
+        return None
+    group = found.dataset_group
+    datasets = {d.dataset_type: d for d in group.datasets.all()}
+    key = (found.arn, found.filter_expression, job.solution_version.artifact_checksum,
+           tuple(sorted((t, d.data_file) for t, d in datasets.items())))
+    if key not in _FILTER_CACHE:
+        interactions = _load_dataset(datasets.get(Dataset.Type.INTERACTIONS))
+        targets = {"user_ids": model.user_map_.ids} if found.target == "UserID" else {"item_ids": model.item_map_.ids}
+        _FILTER_CACHE[key] = compile_filter(
+            found.filter_expression,
+            interactions=interactions,
+            items=_load_dataset(datasets.get(Dataset.Type.ITEMS)),
+            users=_load_dataset(datasets.get(Dataset.Type.USERS)),
+            **targets,
+        )
+        while len(_FILTER_CACHE) > 4:
+            _FILTER_CACHE.popitem(last=False)
+    return _FILTER_CACHE[key]
+
+
+def _chunk_size(job) -> int:
+    # A segment line can ask for millions of users: keep a chunk's answers within a few million ids.
+    return max(1, min(2000, 2_000_000 // max(1, job.num_results)))
+
+
+def _run_batch(job, lost: threading.Event) -> None:
     storage = object_storage()
     bucket, key = parse_s3_uri(job.output_path)
     output_prefix = f"s3://{bucket}/{key.rstrip('/')}/" if key else f"s3://{bucket}/"
@@ -264,11 +318,13 @@ def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
     failed = sum(r["failed"] for r in results)
     _save_progress(job, lost, input_files=inputs, input_bytes=sum(sizes), lines_done=done, lines_failed=failed)
 
-    if not results and _split_into_shards(job, storage, inputs, sizes, lost):
+    sharded = isinstance(job, BatchInferenceJob) and not results
+    if sharded and _split_into_shards(job, storage, inputs, sizes, lost):
         return  # The shards run on the batch queue; the last one to finish enqueues the join.
 
     model = _cached_model(job.solution_version)
-    exploration = validate_exploration_config(job.recipe, job.exploration_config)
+    exploration = validate_exploration_config(job.recipe, getattr(job, "exploration_config", {}))
+    item_filter = _compiled_filter(job, model)
     for uri in inputs:
         if uri in finished:
             continue
@@ -288,6 +344,8 @@ def _run_batch(job: BatchInferenceJob, lost: threading.Event) -> None:
                     exploration=exploration,
                     seed=job.seed,
                     on_chunk=progress,
+                    item_filter=item_filter,
+                    chunk_size=_chunk_size(job),
                 )
                 if lost.is_set():
                     raise LostOwnership
@@ -487,6 +545,7 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
     storage = object_storage()
     model = _cached_model(job.solution_version)
     exploration = validate_exploration_config(job.recipe, job.exploration_config)
+    item_filter = _compiled_filter(job, model)
     _save_progress(shard, lost, lines_done=0, lines_failed=0)
     _sync_job_progress(shard, lost)
 
@@ -507,6 +566,7 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
                 exploration=exploration,
                 seed=job.seed,
                 on_chunk=progress,
+                item_filter=item_filter,
             )
             if lost.is_set():
                 raise LostOwnership

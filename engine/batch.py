@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.filters import CompiledFilter, FilterValueError
 from engine.recipes.base import RecommenderModel
+from engine.recipes.item_affinity import segment_output_line, unknown_item_error
 
 __all__ = [
     "MAX_ITEM_LIST",
@@ -42,7 +43,9 @@ _EXAMPLES = {
     "userId": '{"userId": ...}',
     "userId+itemList": '{"userId": ..., "itemList": [...]}',
     "itemId": '{"itemId": ...}',
+    "itemId->users": '{"itemId": ...}',
 }
+_ITEM_KINDS = ("itemId", "itemId->users")
 
 
 @dataclass
@@ -190,12 +193,12 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     if not isinstance(obj, dict):
         return obj, f"Each line must be a JSON object like {_EXAMPLES[input_kind]}, got {_describe(obj)}"
 
-    for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", ("itemId",))):
+    for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", _ITEM_KINDS)):
         if foreign in obj and input_kind not in kinds:
             return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
-    if input_kind == "itemId" and "itemId" not in obj and "userId" in obj:
+    if input_kind in _ITEM_KINDS and "itemId" not in obj and "userId" in obj:
         return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got 'userId'"
-    primary = "itemId" if input_kind == "itemId" else "userId"
+    primary = "itemId" if input_kind in _ITEM_KINDS else "userId"
     error = _check_id(obj, primary)
     if error:
         return obj, error
@@ -324,7 +327,12 @@ class _LineEncoder:
         return b"".join(out)
 
 
-_METHODS = {"userId": "recommend", "userId+itemList": "rank", "itemId": "similar_items"}
+_METHODS = {
+    "userId": "recommend",
+    "userId+itemList": "rank",
+    "itemId": "similar_items",
+    "itemId->users": "recommend_users",
+}
 
 
 def _supports(model, method: str) -> bool:
@@ -391,6 +399,23 @@ def run_batch(
     chunk: list[tuple[dict | Any, str | None, int]] = []
     encoder = _LineEncoder()
 
+    def answer_segments(chunk_lines) -> list[bytes]:
+        """Segment jobs (itemId -> users): unknown items get an error line; users come without scores."""
+        good = [(i, q) for i, (q, err, _) in enumerate(chunk_lines) if err is None]
+        ids = [q["itemId"] for _, q in good]
+        known = model.known_items(ids) if ids else []
+        user_mask = None
+        if item_filter is not None and good:
+            user_mask = item_filter.user_mask([values_by_line[i] for i, _ in good])
+        users = model.recommend_users(ids, num_results, user_mask=user_mask) if ids else []
+        lines: dict[int, bytes] = {}
+        for g, (i, query) in enumerate(good):
+            if known[g]:
+                lines[i] = segment_output_line(query, users[g])
+            else:
+                chunk_lines[i] = (query, unknown_item_error(query["itemId"]), chunk_lines[i][2])
+        return lines
+
     def answer(good: list[dict], allowed: np.ndarray | None):
         mask = {} if allowed is None else {"allowed": allowed}
         if input_kind == "userId":
@@ -412,32 +437,45 @@ def run_batch(
                 scores = (scores or []) + part_scores
         return items, scores
 
+    values_by_line: dict[int, Any] = {}
+
     def flush() -> None:
-        values = []
+        values_by_line.clear()
         if item_filter is not None:
             for i, (query, err, line_number) in enumerate(chunk):
                 if err is None:
                     try:
-                        values.append(item_filter.check_values(query.get("filterValues")))
+                        values_by_line[i] = item_filter.check_values(query.get("filterValues"))
                     except FilterValueError as exc:
                         chunk[i] = (query, str(exc), line_number)
+        if input_kind == "itemId->users":
+            write(answer_segments(chunk))
+            return
         good = [q for q, err, _ in chunk if err is None]
+        values = [values_by_line[i] for i, (_, err, _) in enumerate(chunk) if err is None and item_filter]
         if not good:
             items, scores = [], None
         elif item_filter is None:
             items, scores = answer(good, None)
         else:
             items, scores = answer_filtered(good, values)
-        buf = []
         g = 0
-        for query, err, line_number in chunk:
+        lines: dict[int, bytes] = {}
+        for i, (query, err, _) in enumerate(chunk):
+            if err is None:
+                lines[i] = encoder.ok_line(query, items[g], scores[g] if scores is not None else None)
+                g += 1
+        write(lines)
+
+    def write(ok_lines: dict[int, bytes]) -> None:
+        buf = []
+        for i, (query, err, line_number) in enumerate(chunk):
             if err is not None:
                 buf.append(_error_line(query, err))
                 stats.lines_failed += 1
                 stats.count_error(line_number, err)
             else:
-                buf.append(encoder.ok_line(query, items[g], scores[g] if scores is not None else None))
-                g += 1
+                buf.append(ok_lines[i])
         out.write(b"".join(buf))
         stats.lines_written += len(chunk)
         chunk.clear()

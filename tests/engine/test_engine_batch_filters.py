@@ -78,3 +78,31 @@ def test_a_filtered_ranking_leaves_out_disallowed_candidates(world):
     assert ranked and all("Drama" not in genres[i].split("|") for i in ranked)
     assert set(ranked) == {c for c in candidates if "Drama" not in genres[c].split("|")}
     assert np.isclose(sum(out[0]["output"]["scores"]), 1.0, atol=1e-5)
+
+
+def test_a_segment_run_answers_users_per_item_and_errors_for_unknown_items(world):
+    from engine.recipes import ItemAffinity
+
+    data, interactions, items, _ = world
+    model = ItemAffinity(hidden_dimension=32, random_state=0).fit(interactions, items=items)
+    lines = [json.dumps({"itemId": i}) for i in data.item_ids[:5]] + ['{"itemId": "no-such-item"}', '{"userId": "u"}']
+    stats, out = run(model, lines, None, 7, kind="itemId->users")
+    for line in out[:5]:
+        assert set(line["output"]) == {"recommendedUsers"} and 0 < len(line["output"]["recommendedUsers"]) <= 7
+        assert line["error"] is None
+    assert out[5]["error"] and out[6]["error"] and stats.lines_failed == 2
+
+
+def test_a_user_filter_narrows_a_segment(world):
+    from engine.datasets import Users
+    from engine.recipes import ItemAffinity
+
+    data, interactions, items, _ = world
+    model = ItemAffinity(hidden_dimension=32, random_state=0).fit(interactions, items=items)
+    ids = np.array(data.user_ids, dtype=object)
+    users = Users(ids, {"PLAN": np.array(["gold" if n % 2 else "free" for n in range(len(ids))], dtype=object)})
+    compiled = compile_filter('INCLUDE UserID WHERE Users.PLAN IN ("gold")', interactions=interactions,
+                              users=users, user_ids=model.user_map_.ids)
+    gold = {u for n, u in enumerate(data.user_ids) if n % 2}
+    _, out = run(model, [json.dumps({"itemId": i}) for i in data.item_ids[:10]], compiled, 20, kind="itemId->users")
+    assert all(set(line["output"]["recommendedUsers"]) <= gold for line in out)
