@@ -24,3 +24,42 @@ def read_output(storage, uri: str) -> list[dict]:
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url_for_subprocesses() -> str:
+    """The test database, as a DATABASE_URL a worker process can open."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
+    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def worker_env(data_dir, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a real rqworker process working on the test's database, queues and storage."""
+    import os
+
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATA_DIR": str(data_dir),
+        "ARTIFACT_ROOT": str(Path(data_dir) / "artifacts"),
+        "DATABASE_URL": database_url_for_subprocesses(),
+        "REDIS_URL": redis_url,
+        **extra,
+    }
+    # Set by the browser tests for Playwright's sake; a worker must keep Django's async-safety checks.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+def start_worker(env: dict[str, str]):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "manage.py"), "rqworker", "batch", "training"],
+        env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )

@@ -78,7 +78,7 @@ def shot():
 @pytest.fixture
 def workers(isolated_storage, redis_url, flush_queues):
     """Two real rqworker processes on the test database, as in tests/e2e."""
-    from tests.e2e.test_end_to_end import database_url_for_subprocesses
+    from tests.helpers import database_url_for_subprocesses
 
     env = {
         **os.environ,

@@ -2,50 +2,20 @@
 submitted over HTTP, the job watched until ACTIVE, and its output downloaded and checked line by line."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
-from django.db import connection
 
-from tests.helpers import PROJECT_ROOT, write_lines
+from tests.helpers import start_worker, worker_env, write_lines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def database_url_for_subprocesses() -> str:
-    """The test database, as a DATABASE_URL a worker process can open."""
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
-    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
-
-
 @pytest.fixture
 def workers(isolated_storage, redis_url, flush_queues):
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "DATA_DIR": str(isolated_storage),
-        "ARTIFACT_ROOT": str(isolated_storage / "artifacts"),
-        "DATABASE_URL": database_url_for_subprocesses(),
-        "REDIS_URL": redis_url,
-    }
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "manage.py"), "rqworker", "batch", "training"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(2)
-    ]
+    processes = [start_worker(worker_env(isolated_storage, redis_url)) for _ in range(2)]
     yield processes
     for process in processes:
         process.terminate()

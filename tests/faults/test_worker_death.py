@@ -6,27 +6,17 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from django.db import connection
 
 from batchjobs.models import BatchInferenceJob, Status
-from tests.helpers import PROJECT_ROOT, read_output, write_lines
+from tests.helpers import read_output, start_worker, worker_env, write_lines
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 JOBS = 20
 LINES_PER_JOB = 10_000
-
-
-def database_url() -> str:
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
-    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
 def descendants(pid: int) -> list[int]:
@@ -49,10 +39,7 @@ class Workers:
         self.processes = [self._spawn() for _ in range(count)]
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "manage.py"), "rqworker", "batch", "training"],
-            env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        return start_worker(self.env)
 
     def index_running(self, rq_job_id: str) -> int | None:
         """Which of our workers runs this RQ job now, as RQ records it."""
@@ -109,12 +96,13 @@ def test_jobs_survive_workers_killed_at_random_moments(
             output_path=f"s3://bucket/out/{n}/", role_arn=demo_world["role"].arn, num_results=5,
         )
 
-    workers = Workers({
-        **os.environ, "DEBUG": "1", "DATA_DIR": str(isolated_storage),
-        "ARTIFACT_ROOT": str(isolated_storage / "artifacts"), "DATABASE_URL": database_url(),
-        "REDIS_URL": redis_url, "WORKER_HEARTBEAT_S": "0.2", "WORKER_LOST_AFTER_S": "1.5",
-        "RECONCILE_EVERY_S": "0.3", "PENDING_REQUEUE_AFTER_S": "3", "MAX_ATTEMPTS": "20",
-    }, count=2)
+    workers = Workers(
+        worker_env(
+            isolated_storage, redis_url, WORKER_HEARTBEAT_S="0.2", WORKER_LOST_AFTER_S="1.5",
+            RECONCILE_EVERY_S="0.3", PENDING_REQUEUE_AFTER_S="3", MAX_ATTEMPTS="20",
+        ),
+        count=2,
+    )
     kills_mid_job = {}
     try:
         jobs = []
