@@ -33,9 +33,11 @@ from batchjobs.errors import (
 from batchjobs.models import (
     UNFINISHED_STATUSES,
     BatchInferenceJob,
+    BatchSegmentJob,
     Dataset,
     DatasetGroup,
     DatasetImportJob,
+    Filter,
     Schema,
     Solution,
     SolutionVersion,
@@ -403,9 +405,90 @@ def list_batch_inference_jobs(call: Call) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Batch segment jobs
+
+_SEGMENT_JOBS = BatchSegmentJob.objects.select_related("solution_version", "role")
+
+
+def create_batch_segment_job(call: Call) -> dict:
+    p = call.params
+    job = BatchSegmentJob.create_validated(
+        _text(p, "jobName", required=True),
+        _text(p, "solutionVersionArn", required=True),
+        _text(p, "jobInput", "s3DataSource", "path", required=True),
+        _text(p, "jobOutput", "s3DataDestination", "path", required=True),
+        _text(p, "roleArn", required=True),
+        num_results=_member(p, "numResults"),
+        filter_arn=_text(p, "filterArn"),
+        input_kms_key_arn=_text(p, "jobInput", "s3DataSource", "kmsKeyArn"),
+        output_kms_key_arn=_text(p, "jobOutput", "s3DataDestination", "kmsKeyArn"),
+        tags=_tags(p),
+        created_by=call.user,
+    )
+    return {"batchSegmentJobArn": job.arn}
+
+
+def describe_batch_segment_job(call: Call) -> dict:
+    arn = _text(call.params, "batchSegmentJobArn", required=True)
+    job = validation.lookup(_SEGMENT_JOBS, arn, "batchSegmentJobArn")
+    return {"batchSegmentJob": serializers.batch_segment_job(job)}
+
+
+def list_batch_segment_jobs(call: Call) -> dict:
+    jobs = _filtered(call, _newest_first(_SEGMENT_JOBS), "solutionVersionArn", SolutionVersion, "solution_version")
+    return _page(call, jobs, "batchSegmentJobs", serializers.batch_segment_job_summary)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Filters. The service's quirk: ListFilters answers under the capitalised key "Filters".
+
+_FILTERS = Filter.objects.select_related("dataset_group")
+
+
+def create_filter(call: Call) -> dict:
+    p = call.params
+    row = Filter.create_validated(
+        _text(p, "name", required=True),
+        _text(p, "datasetGroupArn", required=True),
+        _text(p, "filterExpression", required=True),
+        tags=_tags(p),
+    )
+    return {"filterArn": row.arn}
+
+
+def _filter(call: Call):
+    return validation.lookup(_FILTERS, _text(call.params, "filterArn", required=True), "filterArn")
+
+
+def describe_filter(call: Call) -> dict:
+    return {"filter": serializers.filter(_filter(call))}
+
+
+def list_filters(call: Call) -> dict:
+    rows = _filtered(call, _newest_first(_FILTERS), "datasetGroupArn", DatasetGroup, "dataset_group")
+    return _page(call, rows, "Filters", serializers.filter_summary)
+
+
+def delete_filter(call: Call) -> dict:
+    row = _filter(call)
+    for model in (BatchInferenceJob, BatchSegmentJob):
+        busy = model.objects.filter(filter_arn=row.arn, status__in=UNFINISHED_STATUSES).first()
+        if busy is not None:
+            raise ResourceInUseException(
+                f"The filter {row.arn} is used by the {model._meta.verbose_name} {busy.arn}, which is "
+                f"{busy.status}; delete the filter once the job has finished.",
+                field="filterArn",
+            )
+    row.delete()
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Tags: the `tags` list of {"tagKey", "tagValue"} on every resource model that has one.
 
-TAGGABLE = (DatasetGroup, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob)
+TAGGABLE = (
+    DatasetGroup, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob, BatchSegmentJob, Filter
+)
 
 
 def _tagged_resource(call: Call):
@@ -482,6 +565,13 @@ OPERATIONS: dict[str, Operation] = {
     "CreateBatchInferenceJob": Operation(create_batch_inference_job, mutates=True),
     "DescribeBatchInferenceJob": Operation(describe_batch_inference_job),
     "ListBatchInferenceJobs": Operation(list_batch_inference_jobs),
+    "CreateBatchSegmentJob": Operation(create_batch_segment_job, mutates=True),
+    "DescribeBatchSegmentJob": Operation(describe_batch_segment_job),
+    "ListBatchSegmentJobs": Operation(list_batch_segment_jobs),
+    "CreateFilter": Operation(create_filter, mutates=True),
+    "DescribeFilter": Operation(describe_filter),
+    "ListFilters": Operation(list_filters),
+    "DeleteFilter": Operation(delete_filter, mutates=True),
     "TagResource": Operation(tag_resource, mutates=True),
     "UntagResource": Operation(untag_resource, mutates=True),
     "ListTagsForResource": Operation(list_tags_for_resource),

@@ -8,16 +8,18 @@ from django import forms
 
 from batchjobs.errors import ServiceError
 from batchjobs.models import (
+    BatchSegmentJob,
     Dataset,
     DatasetGroup,
     DatasetImportJob,
+    Filter,
     Role,
     Schema,
     Solution,
     SolutionVersion,
     Status,
 )
-from engine.recipes.catalog import RECIPES
+from engine.recipes.catalog import RECIPES, UnknownRecipe
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 ROLE_NAME_RE = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
@@ -267,6 +269,69 @@ EXPLORATION_AGE = "batchInferenceJobConfig.itemExplorationConfig.explorationItem
 USER_PERSONALIZATION_RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization"
 
 
+FILTER_GRAMMAR = (
+    "INCLUDE|EXCLUDE ItemID|UserID WHERE Dataset.FIELD IN (\"value\", ...) | NOT IN (...) | = < <= > >= value, "
+    "joined with AND / OR within one dataset (Items, Interactions, Users); item filters may end with "
+    "IF CurrentUser.FIELD = $PARAM. Chain statements with |. $NAME is a placeholder whose value each input line "
+    "gives in filterValues (not allowed with NOT IN)."
+)
+FILTER_EXAMPLES = (
+    'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")',
+    "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)",
+)
+
+
+class FilterForm(forms.Form):
+    API_FIELDS = {"name": "name", "filterExpression": "filter_expression"}
+
+    name = forms.CharField(
+        label="Filter name", max_length=63,
+        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores.",
+    )
+    filter_expression = forms.CharField(
+        label="Expression", max_length=2500,
+        widget=forms.Textarea(attrs={"rows": 5, "class": "code", "spellcheck": "false",
+                                     "placeholder": FILTER_EXAMPLES[0]}),
+        help_text=FILTER_GRAMMAR,
+    )
+
+
+class FilterSelect(forms.Select):
+    """Each filter option carries its placeholders (data-placeholders), for the hint under the select."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-placeholders"] = ", ".join(instance.placeholders)
+        return option
+
+
+class FilterChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return obj.name
+
+
+def _filter_field() -> FilterChoiceField:
+    return FilterChoiceField(
+        label="Filter", queryset=Filter.objects.none(), required=False, empty_label="No filter",
+        widget=FilterSelect,
+        help_text="Placeholder values must be in each input line's filterValues.",
+    )
+
+
+def active_filters(group: DatasetGroup, target: str) -> list[int]:
+    """Pks of the group's ACTIVE filters on `target` ("ItemID" or "UserID")."""
+    found = []
+    for row in group.filters.filter(status=Status.ACTIVE):
+        try:
+            if row.target == target:
+                found.append(row.pk)
+        except ValueError:
+            continue
+    return found
+
+
 class BatchInferenceJobForm(forms.Form):
     API_FIELDS = {
         "jobName": "job_name",
@@ -276,6 +341,7 @@ class BatchInferenceJobForm(forms.Form):
         "jobInput.s3DataSource.path": "input_path",
         "jobOutput.s3DataDestination.path": "output_path",
         "roleArn": "role",
+        "filterArn": "filter",
         EXPLORATION_WEIGHT: "exploration_weight",
         EXPLORATION_AGE: "exploration_item_age_cut_off",
     }
@@ -312,6 +378,7 @@ class BatchInferenceJobForm(forms.Form):
         label="IAM service role", queryset=Role.objects.all(), empty_label="Choose a role",
         help_text="The role must allow reading the input path and writing the output path.",
     )
+    filter = _filter_field()
     exploration_weight = forms.CharField(
         label="Emphasis on exploring less relevant items (exploration weight)", required=False, initial="0.3",
         widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": "0.01"}),
@@ -334,6 +401,7 @@ class BatchInferenceJobForm(forms.Form):
         self.exploration_solution_ids = [
             s.pk for s in group.solutions.all() if s.recipe_arn == USER_PERSONALIZATION_RECIPE
         ]
+        self.fields["filter"].queryset = Filter.objects.filter(pk__in=active_filters(group, "ItemID")).order_by("name")
 
     def clean(self):
         data = super().clean()
@@ -359,3 +427,76 @@ class BatchInferenceJobForm(forms.Form):
             exploration["explorationItemAgeCutOff"] = age
         return {"itemExplorationConfig": exploration} if exploration else {}
 
+
+
+class BatchSegmentJobForm(forms.Form):
+    API_FIELDS = {
+        "jobName": "job_name",
+        "name": "job_name",
+        "solutionVersionArn": "solution_version",
+        "numResults": "num_results",
+        "jobInput.s3DataSource.path": "input_path",
+        "jobOutput.s3DataDestination.path": "output_path",
+        "roleArn": "role",
+        "filterArn": "filter",
+    }
+
+    job_name = forms.CharField(
+        label="Batch segment job name", max_length=63,
+        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores. "
+        "It must be unique in your account.",
+    )
+    solution = SolutionChoiceField(
+        label="Solution", queryset=Solution.objects.none(), empty_label="Choose a solution",
+        help_text="Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity) make batch segments.",
+    )
+    solution_version = SolutionVersionChoiceField(
+        label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
+        empty_label="Choose a solution version",
+        help_text="Only Active versions of the chosen solution can generate segments.",
+    )
+    num_results = forms.IntegerField(
+        label="Number of users", required=False, initial=25,
+        widget=forms.NumberInput(attrs={"min": 1, "max": BatchSegmentJob.MAX_NUM_RESULTS}),
+        help_text="Optional. The number of users in each item's segment. Default 25.",
+    )
+    input_path = forms.CharField(
+        label="S3 input path", max_length=256,
+        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/items.json"}),
+        help_text='A JSON Lines file, or a folder of them, with one {"itemId": "..."} per line.',
+    )
+    output_path = forms.CharField(
+        label="S3 output path", max_length=256,
+        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/output-folder/"}),
+        help_text="The folder where the job writes <input file name>.out.",
+    )
+    role = forms.ModelChoiceField(
+        label="IAM service role", queryset=Role.objects.all(), empty_label="Choose a role",
+        help_text="The role must allow reading the input path and writing the output path.",
+    )
+    filter = _filter_field()
+
+    def __init__(self, *args, group: DatasetGroup, **kwargs):
+        super().__init__(*args, **kwargs)
+        solutions = [s.pk for s in group.solutions.all() if _recipe_type(s) in BatchSegmentJob.RECIPE_TYPES]
+        self.fields["solution"].queryset = Solution.objects.filter(pk__in=solutions).order_by("name")
+        self.fields["solution_version"].queryset = (
+            SolutionVersion.objects.filter(solution__in=solutions, status=Status.ACTIVE)
+            .select_related("solution")
+            .order_by("-created")
+        )
+        self.fields["filter"].queryset = Filter.objects.filter(pk__in=active_filters(group, "UserID")).order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        solution, version = data.get("solution"), data.get("solution_version")
+        if solution and version and version.solution_id != solution.pk:
+            self.add_error("solution_version", "This version does not belong to the chosen solution.")
+        return data
+
+
+def _recipe_type(solution: Solution) -> str:
+    try:
+        return solution.recipe.recipe_type
+    except UnknownRecipe:
+        return ""

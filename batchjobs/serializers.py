@@ -203,6 +203,56 @@ def batch_inference_job_summary(job) -> dict:
     )
 
 
+def batch_segment_job(job) -> dict:
+    return present(
+        jobName=job.job_name,
+        batchSegmentJobArn=job.arn,
+        filterArn=job.filter_arn,
+        failureReason=job.failure_reason,
+        solutionVersionArn=job.solution_version.arn,
+        numResults=job.num_results,
+        jobInput={"s3DataSource": present(path=job.input_path, kmsKeyArn=job.input_kms_key_arn)},
+        jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
+        roleArn=job.role.arn,
+        status=job.status,
+        **_times(job),
+    )
+
+
+def batch_segment_job_summary(job) -> dict:
+    return _pick(
+        batch_segment_job(job),
+        (
+            "batchSegmentJobArn",
+            "jobName",
+            "status",
+            "creationDateTime",
+            "lastUpdatedDateTime",
+            "failureReason",
+            "solutionVersionArn",
+        ),
+    )
+
+
+def filter(row) -> dict:  # noqa: A001 - the shape's name in botocore's model
+    return present(
+        name=row.name,
+        filterArn=row.arn,
+        **_times(row),
+        datasetGroupArn=row.dataset_group.arn,
+        failureReason=row.failure_reason,
+        filterExpression=row.filter_expression,
+        status=row.status,
+    )
+
+
+def filter_summary(row) -> dict:
+    return _pick(
+        filter(row),
+        ("name", "filterArn", "creationDateTime", "lastUpdatedDateTime", "datasetGroupArn", "failureReason", "status"),
+    )
+
+
 def recipe(spec) -> dict:
     return present(
         name=spec.name,

@@ -16,6 +16,10 @@ urlpatterns = [
     path(group + "import-jobs/create/", views.import_job_create, name="import_job_create"),
     path(group + "import-jobs/<int:pk>/", views.import_job_detail, name="import_job_detail"),
     path(group + "import-jobs/<int:pk>/status.json", views.import_job_status, name="import_job_status"),
+    # Filters
+    path(group + "filters/", views.filter_list, name="filter_list"),
+    path(group + "filters/create/", views.filter_create, name="filter_create"),
+    path(group + "filters/<int:pk>/", views.filter_detail, name="filter_detail"),
     # Solutions and recipes
     path(group + "solutions/", views.solutions, name="solutions"),
     path(group + "recipes/", views.recipes, name="recipes"),
@@ -37,6 +41,14 @@ urlpatterns = [
     path(group + "batch-inference-jobs/<int:pk>/failed-lines/download/", views.job_failed_download,
          name="job_failed_download"),
     path(group + "batch-inference-jobs/<int:pk>/rerun-failed/", views.job_rerun_failed, name="job_rerun_failed"),
+    # Batch segment jobs
+    path(group + "batch-segment-jobs/", views.segment_job_list, name="segment_job_list"),
+    path(group + "batch-segment-jobs/create/", views.segment_job_create, name="segment_job_create"),
+    path(group + "batch-segment-jobs/status.json", views.segment_job_list_status, name="segment_job_list_status"),
+    path(group + "batch-segment-jobs/<int:pk>/", views.segment_job_detail, name="segment_job_detail"),
+    path(group + "batch-segment-jobs/<int:pk>/status.json", views.segment_job_status, name="segment_job_status"),
+    path(group + "batch-segment-jobs/<int:pk>/outputs/<int:index>/download/", views.segment_job_download,
+         name="segment_job_download"),
     # Account-wide pages
     path("roles/", views.role_list, name="role_list"),
     path("roles/create/", views.role_create, name="role_create"),

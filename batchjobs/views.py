@@ -28,10 +28,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from batchjobs import arns, charts
 from batchjobs.errors import ServiceError
 from batchjobs.forms import (
+    FILTER_EXAMPLES,
     BatchInferenceJobForm,
+    BatchSegmentJobForm,
     DatasetForm,
     DatasetGroupForm,
     DatasetImportJobForm,
+    FilterForm,
     RoleForm,
     SolutionForm,
     show_service_error,
@@ -40,9 +43,11 @@ from batchjobs.forms import (
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
+    BatchSegmentJob,
     Dataset,
     DatasetGroup,
     DatasetImportJob,
+    Filter,
     Role,
     Schema,
     Solution,
@@ -91,6 +96,18 @@ def _get_job_for_user(request, group: DatasetGroup, pk: int) -> BatchInferenceJo
         pk=pk,
         solution_version__solution__dataset_group=group,
     )
+
+
+def _get_segment_job_for_user(request, group: DatasetGroup, pk: int) -> BatchSegmentJob:
+    return get_object_or_404(
+        BatchSegmentJob.objects.select_related("solution_version__solution", "role"),
+        pk=pk,
+        solution_version__solution__dataset_group=group,
+    )
+
+
+def _get_filter_for_user(request, group: DatasetGroup, pk: int) -> Filter:
+    return get_object_or_404(Filter, pk=pk, dataset_group=group)
 
 
 def _get_role_for_user(request, pk: int) -> Role:
@@ -192,7 +209,7 @@ def _sorted_page(request, queryset, name_field: str, default: str = "-created", 
 # Progress. Throughput is lines done over the time since the job entered CREATE IN_PROGRESS; the total
 # is estimated from the input's bytes and the average line length of the first input file's start.
 
-_AVG_LINE_BYTES: dict[tuple[int, str], float] = {}
+_AVG_LINE_BYTES: dict[tuple[str, int, str], float] = {}
 SAMPLE_BYTES = 256 * 1024
 
 
@@ -213,7 +230,7 @@ def _started_times(model, pks) -> dict[int, object]:
 def _average_line_bytes(job: BatchInferenceJob) -> float | None:
     if not job.input_files:
         return None
-    key = (job.pk, job.input_files[0])
+    key = (job._meta.model_name, job.pk, job.input_files[0])
     if key not in _AVG_LINE_BYTES:
         try:
             with object_storage().open_read(job.input_files[0]) as handle:
@@ -906,6 +923,7 @@ def _prefill_from(job: BatchInferenceJob, suffix: str, input_path: str = "") -> 
         "input_path": input_path or job.input_path,
         "output_path": job.output_path,
         "role": job.role_id,
+        "filter": Filter.objects.filter(arn=job.filter_arn).values_list("pk", flat=True).first(),
         "exploration_weight": exploration.get("explorationWeight", "0.3"),
         "exploration_item_age_cut_off": exploration.get("explorationItemAgeCutOff", "30"),
     }
@@ -933,6 +951,7 @@ def job_create(request, group_pk):
                 output_path=data["output_path"],
                 role_arn=data["role"].arn,
                 num_results=data["num_results"],
+                filter_arn=data["filter"].arn if data["filter"] else "",
                 config=form.job_config(),
                 created_by=request.user,
             )
@@ -949,6 +968,7 @@ def job_create(request, group_pk):
         {"path": "jobInput.s3DataSource.path", "field": "input_path"},
         {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
         {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
+        {"path": "filterArn", "field": "filter", "map": _arn_map(form.fields["filter"].queryset)},
         {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationWeight", "field": "exploration_weight",
          "if_visible": "exploration-config"},
         {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationItemAgeCutOff",
@@ -964,6 +984,7 @@ def job_create(request, group_pk):
             "form": form,
             "source": source,
             "cli": _cli_context(request, form, "create-batch-inference-job", spec, hidden),
+            "filter_placeholders": _chosen_placeholders(form),
             "exploration_solution_ids": ",".join(str(pk) for pk in form.exploration_solution_ids),
             "breadcrumbs": _crumbs(
                 group,
@@ -1018,7 +1039,10 @@ def _preview(uri: str, titles: dict[str, str] | None = None) -> dict:
                 else:
                     row["input"].append(("input", json.dumps(query, ensure_ascii=False)))
                 output = line.get("output") if isinstance(line.get("output"), dict) else {}
-                row["items"] = _item_cells(output.get("recommendedItems", []), output.get("scores"), titles)
+                if "recommendedUsers" in output:
+                    row["items"] = _item_cells(output.get("recommendedUsers", []), None, {})
+                else:
+                    row["items"] = _item_cells(output.get("recommendedItems", []), output.get("scores"), titles)
                 row["has_scores"] = isinstance(output.get("scores"), list)
                 row["error"] = line.get("error") or ""
                 rows.append(row)
@@ -1055,6 +1079,7 @@ def job_detail(request, group_pk, pk):
             "job": job,
             "version": version,
             "recipe": _recipe_or_none(version.solution.recipe_arn),
+            "job_filter": _job_filter(job),
             "exploration": sorted(job.exploration_config.items()),
             "transitions": transitions,
             "progress": job_progress(job, started),
@@ -1069,6 +1094,17 @@ def job_detail(request, group_pk, pk):
             ),
         },
     )
+
+
+def _chosen_placeholders(form) -> str:
+    """The placeholders of the filter the form has chosen, for the hint under the select."""
+    chosen = str(form["filter"].value() or "")
+    found = form.fields["filter"].queryset.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    return ", ".join(found.placeholders) if found else ""
+
+
+def _job_filter(job) -> Filter | None:
+    return Filter.objects.filter(arn=job.filter_arn).first() if job.filter_arn else None
 
 
 def _safe_filename(uri: str) -> str:
@@ -1174,6 +1210,234 @@ def job_rerun_failed(request, group_pk, pk):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Filters
+
+
+@login_required
+@require_GET
+def filter_list(request, group_pk):
+    group = _get_group_for_user(request, group_pk)
+    page, sorting = _sorted_page(request, group.filters.all(), "name")
+    return render(
+        request,
+        "batchjobs/filters.html",
+        {
+            "group": group,
+            "filters": page,
+            "page": page,
+            "sorting": sorting,
+            "breadcrumbs": _crumbs(group, ("Filters", None)),
+        },
+    )
+
+
+@login_required
+@write_required("create a filter")
+@require_http_methods(["GET", "POST"])
+def filter_create(request, group_pk):
+    group = _get_group_for_user(request, group_pk)
+    form = FilterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            row = Filter.create_validated(data["name"], group.arn, data["filter_expression"])
+        except ServiceError as exc:
+            show_service_error(form, exc, form.API_FIELDS)
+        else:
+            if row.status == Status.ACTIVE:
+                messages.success(request, f"Filter {row.name} created.")
+            else:
+                messages.error(request, f"Filter {row.name} was created but failed: {row.failure_reason}")
+            return redirect("batchjobs:filter_detail", group.pk, row.pk)
+    spec = [
+        {"path": "name", "field": "name"},
+        {"path": "datasetGroupArn", "const": group.arn},
+        {"path": "filterExpression", "field": "filter_expression"},
+    ]
+    return render(
+        request,
+        "batchjobs/filter_create.html",
+        {
+            "group": group,
+            "form": form,
+            "examples": FILTER_EXAMPLES,
+            "cli": _cli_context(request, form, "create-filter", spec),
+            "breadcrumbs": _crumbs(
+                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), ("Create filter", None)
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def filter_detail(request, group_pk, pk):
+    group = _get_group_for_user(request, group_pk)
+    row = _get_filter_for_user(request, group, pk)
+    try:
+        target = row.target
+    except ValueError:
+        target = ""
+    related = "solution_version__solution"
+    inference_jobs = list(BatchInferenceJob.objects.filter(filter_arn=row.arn).select_related(related))
+    segment_jobs = list(BatchSegmentJob.objects.filter(filter_arn=row.arn).select_related(related))
+    return render(
+        request,
+        "batchjobs/filter_detail.html",
+        {
+            "group": group,
+            "filter": row,
+            "target": target,
+            "transitions": _transitions(row),
+            "inference_jobs": inference_jobs,
+            "segment_jobs": segment_jobs,
+            "use_count": len(inference_jobs) + len(segment_jobs),
+            "breadcrumbs": _crumbs(
+                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), (row.name, None)
+            ),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Batch segment jobs
+
+
+@login_required
+@require_GET
+def segment_job_list(request, group_pk):
+    group = _get_group_for_user(request, group_pk)
+    jobs = BatchSegmentJob.objects.filter(solution_version__solution__dataset_group=group).select_related(
+        "solution_version__solution"
+    )
+    page, sorting = _sorted_page(request, jobs, "job_name")
+    started = _started_times(BatchSegmentJob, [j.pk for j in page])
+    rows = [(job, job_progress(job, started.get(job.pk))) for job in page]
+    return render(
+        request,
+        "batchjobs/segment_job_list.html",
+        {
+            "group": group,
+            "jobs": rows,
+            "page": page,
+            "sorting": sorting,
+            "total_count": page.paginator.count,
+            "live_ids": ",".join(str(job.pk) for job, _ in rows if not job.is_finished),
+            "status_url": reverse("batchjobs:segment_job_list_status", args=[group.pk]),
+            "breadcrumbs": _crumbs(group, ("Batch segment jobs", None)),
+        },
+    )
+
+
+@login_required
+@write_required("create a batch segment job")
+@require_http_methods(["GET", "POST"])
+def segment_job_create(request, group_pk):
+    group = _get_group_for_user(request, group_pk)
+    form = BatchSegmentJobForm(request.POST or None, group=group)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = BatchSegmentJob.create_validated(
+                job_name=data["job_name"],
+                solution_version_arn=data["solution_version"].arn,
+                input_path=data["input_path"],
+                output_path=data["output_path"],
+                role_arn=data["role"].arn,
+                num_results=data["num_results"],
+                filter_arn=data["filter"].arn if data["filter"] else "",
+                created_by=request.user,
+            )
+        except ServiceError as exc:
+            show_service_error(form, exc, form.API_FIELDS)
+        else:
+            messages.success(request, f"Batch segment job {job.job_name} created.")
+            return redirect("batchjobs:segment_job_detail", group.pk, job.pk)
+    spec = [
+        {"path": "jobName", "field": "job_name"},
+        {"path": "solutionVersionArn", "field": "solution_version",
+         "map": _arn_map(form.fields["solution_version"].queryset)},
+        {"path": "numResults", "field": "num_results", "kind": "int"},
+        {"path": "jobInput.s3DataSource.path", "field": "input_path"},
+        {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
+        {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
+        {"path": "filterArn", "field": "filter", "map": _arn_map(form.fields["filter"].queryset)},
+    ]
+    return render(
+        request,
+        "batchjobs/segment_job_create.html",
+        {
+            "group": group,
+            "form": form,
+            "cli": _cli_context(request, form, "create-batch-segment-job", spec),
+            "filter_placeholders": _chosen_placeholders(form),
+            "breadcrumbs": _crumbs(
+                group,
+                ("Batch segment jobs", reverse("batchjobs:segment_job_list", args=[group.pk])),
+                ("Create batch segment job", None),
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def segment_job_detail(request, group_pk, pk):
+    group = _get_group_for_user(request, group_pk)
+    job = _get_segment_job_for_user(request, group, pk)
+    outputs = []
+    allowed = can_write(request.user)
+    if job.status == Status.ACTIVE:
+        for index, uri in enumerate(job.output_files):
+            outputs.append(
+                {
+                    "uri": uri,
+                    "url": reverse("batchjobs:segment_job_download", args=[group.pk, job.pk, index]),
+                    "preview": _preview(uri) if index < PREVIEW_FILES and allowed else None,
+                }
+            )
+    version = job.solution_version
+    transitions = _transitions(job)
+    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    return render(
+        request,
+        "batchjobs/segment_job_detail.html",
+        {
+            "group": group,
+            "job": job,
+            "version": version,
+            "recipe": _recipe_or_none(version.solution.recipe_arn),
+            "job_filter": _job_filter(job),
+            "transitions": transitions,
+            "progress": job_progress(job, started),
+            "errors": job.error_summary(),
+            "outputs": outputs,
+            "status_url": reverse("batchjobs:segment_job_status", args=[group.pk, job.pk]),
+            "breadcrumbs": _crumbs(
+                group,
+                ("Batch segment jobs", reverse("batchjobs:segment_job_list", args=[group.pk])),
+                (job.job_name, None),
+            ),
+        },
+    )
+
+
+@login_required
+@write_required("download the outputs of batch segment jobs")
+@require_GET
+def segment_job_download(request, group_pk, pk, index):
+    job = _get_segment_job_for_user(request, _get_group_for_user(request, group_pk), pk)
+    if job.status != Status.ACTIVE or not 0 <= index < len(job.output_files):
+        raise Http404("No such output file.")
+    uri = job.output_files[index]
+    try:
+        handle = object_storage().open_read(uri)
+    except (StorageError, OSError):
+        raise Http404("The output file is no longer there.") from None
+    return FileResponse(handle, as_attachment=True, filename=_safe_filename(uri), content_type="application/json")
+
+
+# ---------------------------------------------------------------------------------------------------
 # Live status, one payload shape for every asynchronous resource.
 
 
@@ -1202,6 +1466,17 @@ def _no_store(payload: dict) -> JsonResponse:
 @require_GET
 def job_status(request, group_pk, pk):
     job = _get_job_for_user(request, _get_group_for_user(request, group_pk), pk)
+    return _job_status_response(job)
+
+
+@login_required
+@require_GET
+def segment_job_status(request, group_pk, pk):
+    job = _get_segment_job_for_user(request, _get_group_for_user(request, group_pk), pk)
+    return _job_status_response(job)
+
+
+def _job_status_response(job) -> JsonResponse:
     progress = job_progress(job, _last_started(job))
     return _no_store(
         _status_payload(job, lines_done=job.lines_done, lines_failed=job.lines_failed, progress=progress)
@@ -1211,16 +1486,25 @@ def job_status(request, group_pk, pk):
 @login_required
 @require_GET
 def job_list_status(request, group_pk):
-    """The list page's one poll: the jobs it names in ?ids= (so it sees them finish) plus every unfinished
+    return _list_status(request, BatchInferenceJob, _get_group_for_user(request, group_pk))
+
+
+@login_required
+@require_GET
+def segment_job_list_status(request, group_pk):
+    return _list_status(request, BatchSegmentJob, _get_group_for_user(request, group_pk))
+
+
+def _list_status(request, model, group: DatasetGroup) -> JsonResponse:
+    """A list page's one poll: the jobs it names in ?ids= (so it sees them finish) plus every unfinished
     job of the group."""
-    group = _get_group_for_user(request, group_pk)
     ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:200]
     jobs = list(
-        BatchInferenceJob.objects.filter(solution_version__solution__dataset_group=group).filter(
+        model.objects.filter(solution_version__solution__dataset_group=group).filter(
             Q(pk__in=ids) | Q(status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS])
         )[:200]
     )
-    started = _started_times(BatchInferenceJob, [j.pk for j in jobs])
+    started = _started_times(model, [j.pk for j in jobs])
     return _no_store(
         {
             "jobs": [

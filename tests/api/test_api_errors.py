@@ -126,5 +126,12 @@ def test_every_required_operation_is_in_the_table():
         "TagResource",
         "UntagResource",
         "ListTagsForResource",
+        "CreateBatchSegmentJob",
+        "DescribeBatchSegmentJob",
+        "ListBatchSegmentJobs",
+        "CreateFilter",
+        "DescribeFilter",
+        "ListFilters",
+        "DeleteFilter",
     }
     assert wanted == set(api.OPERATIONS)

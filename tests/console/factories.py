@@ -80,3 +80,48 @@ def grant_write(user):
         Permission.objects.get(content_type__app_label=WRITE_PERMISSION[0], codename=WRITE_PERMISSION[1])
     )
     return user
+
+
+FILTER_INTERACTIONS_SCHEMA = {
+    **INTERACTIONS_SCHEMA,
+    "fields": [*INTERACTIONS_SCHEMA["fields"], {"name": "EVENT_TYPE", "type": "string"}],
+}
+FILTER_ITEMS_SCHEMA = {
+    "type": "record",
+    "name": "Items",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [{"name": "ITEM_ID", "type": "string"}, {"name": "GENRES", "type": "string", "categorical": True}],
+    "version": "1.0",
+}
+ITEM_AFFINITY = "arn:aws:personalize:::recipe/aws-item-affinity"
+
+
+def make_filter_datasets(group: DatasetGroup) -> None:
+    """Interactions with EVENT_TYPE and Items with GENRES, so filters on them validate."""
+    for dataset_type, schema in (("INTERACTIONS", FILTER_INTERACTIONS_SCHEMA), ("ITEMS", FILTER_ITEMS_SCHEMA)):
+        row = Schema.create_validated(f"{group.name}-{dataset_type.lower()}-f", json.dumps(schema))
+        Dataset.create_validated(f"{dataset_type.lower()}-f", group.arn, row.arn, dataset_type)
+
+
+def make_filter(group: DatasetGroup, name: str = "unwatched",
+                expression: str = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")'):
+    from batchjobs.models import Filter
+
+    return Filter.create_validated(name, group.arn, expression)
+
+
+def make_segment_job(version: SolutionVersion, role: Role, name: str = "segment-1",
+                     status: str = Status.CREATE_PENDING, **fields):
+    from batchjobs.models import BatchSegmentJob
+
+    job = BatchSegmentJob.objects.create(
+        job_name=name,
+        solution_version=version,
+        input_path="s3://bucket/in/items.json",
+        output_path="s3://bucket/out/",
+        role=role,
+        **fields,
+    )
+    BatchSegmentJob.objects.filter(pk=job.pk).update(status=status)
+    job.refresh_from_db()
+    return job

@@ -114,10 +114,15 @@ def test_it_redirects_home_to_dataset_groups(signed_in):
 def test_it_shows_the_group_pages_in_the_navigation_inside_a_group(signed_in, group):
     html = signed_in.get(reverse("batchjobs:dataset_group_overview", args=[group.pk])).content.decode()
     nav = html[html.index('<nav class="sidenav"'):html.index("</nav>", html.index('<nav class="sidenav"'))]
-    for text in ("Dataset groups", group.name, "Overview", "Datasets", "Custom resources", "Solutions and recipes",
-                 "Batch inference jobs", "Roles", "Security credentials"):
+    for text in ("Dataset groups", group.name, "Overview", "Datasets", "Filters", "Custom resources",
+                 "Solutions and recipes", "Batch inference jobs", "Batch segment jobs", "Roles",
+                 "Security credentials"):
         assert text in nav
-    assert "Filters" not in nav
+    # In the real console's order: Filters under the group after Datasets, segment jobs after inference jobs.
+    assert nav.index(">Datasets<") < nav.index(">Filters<") < nav.index("Custom resources")
+    assert nav.index(">Batch inference jobs<") < nav.index(">Batch segment jobs<")
+    # Pages the clone does not have yet stay out of the navigation.
+    assert "Campaigns" not in nav and "Recommenders" not in nav
 
 
 @pytest.mark.django_db

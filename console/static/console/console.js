@@ -26,6 +26,22 @@
     update();
   }
 
+  // Batch job forms: under the Filter select, list the chosen filter's placeholders (data-placeholders).
+  function filterHint() {
+    var select = document.getElementById("id_filter");
+    var hint = document.getElementById("filter-placeholders");
+    if (!select || !hint) { return; }
+    var names = hint.querySelector("[data-filter-placeholders]");
+    function update() {
+      var option = select.options[select.selectedIndex];
+      var text = option ? option.getAttribute("data-placeholders") || "" : "";
+      names.textContent = text;
+      hint.hidden = text === "";
+    }
+    select.addEventListener("change", update);
+    update();
+  }
+
   // Create solution: show the description and hyperparameters of the chosen recipe only.
   function solutionForm() {
     var recipe = document.getElementById("id_recipe");
@@ -157,6 +173,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     batchJobForm();
+    filterHint();
     solutionForm();
     datasetForm();
     cliPanel();
