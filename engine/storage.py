@@ -7,6 +7,7 @@ streaming reads, and writes that become visible all at once.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
@@ -292,6 +293,26 @@ class LocalStorage(Storage):
             raise
 
 
+class _StreamingBodyReader(io.RawIOBase):
+    """A raw binary stream over a botocore StreamingBody."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
 class S3Storage(Storage):
     """Storage on S3 (or an S3-compatible endpoint) through boto3.
 
@@ -355,11 +376,14 @@ class S3Storage(Storage):
 
         bucket, key = self._object(uri)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         except ClientError as e:
             if self._is_not_found(e):
                 raise ObjectNotFound(f"No such object: {uri}") from e
             raise StorageError(str(e)) from e
+        # botocore's StreamingBody is not a full io object (csv over TextIOWrapper needs one): wrap it so
+        # readers get a buffered binary stream, still read from the network a block at a time.
+        return io.BufferedReader(_StreamingBodyReader(body), buffer_size=1 << 20)
 
     def size(self, uri: str) -> int:
         from botocore.exceptions import ClientError
