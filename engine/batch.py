@@ -107,10 +107,14 @@ def format_score(x: float) -> str:
         # stays out of exponent notation in this range.
         return repr(r)
     text = repr(r)
-    if "e" in text and abs(r) < 1e-3:
-        # Fast path of the hot loop (softmax scores over big catalogues are small): "5.1e-05" -> "5.1E-5".
-        mantissa, exponent = text.split("e")
-        return (mantissa if "." in mantissa else mantissa + ".0") + "E" + str(int(exponent))
+    if abs(r) < 1e-3:
+        # The hot loop's case (softmax scores over big catalogues are small), done on repr's digits.
+        if "e" in text:  # "5.1e-05" -> "5.1E-5"
+            mantissa, exponent = text.split("e")
+            return (mantissa if "." in mantissa else mantissa + ".0") + "E" + str(int(exponent))
+        sign, fraction = ("-", text[3:]) if r < 0 else ("", text[2:])  # "0.0003773" -> "0003773"
+        digits = fraction.lstrip("0")
+        return f"{sign}{digits[0]}.{digits[1:] or '0'}E{len(digits) - len(fraction) - 1}"
     sign, digits, exponent = Decimal(repr(r)).as_tuple()
     while len(digits) > 1 and digits[-1] == 0:
         digits, exponent = digits[:-1], exponent + 1

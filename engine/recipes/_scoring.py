@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["n_threads", "row_exp_sums", "top_k_rows"]
+__all__ = ["n_threads", "row_max_exp_sums", "top_k_rows"]
 
 _POOL: ThreadPoolExecutor | None = None
 # Rows per exp-sum task: small enough that the temporary stays a few MB whatever the catalogue size.
@@ -38,21 +38,26 @@ def _pool() -> ThreadPoolExecutor | None:
     return _POOL
 
 
-def row_exp_sums(x: np.ndarray, row_max: np.ndarray) -> np.ndarray:
-    """``sum(exp(x - row_max), axis=1)`` in float64, in row slices (numpy releases the GIL: slices run in
-    parallel). Each row's sum depends only on that row, so results do not depend on how rows are batched."""
+def row_max_exp_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's maximum and ``sum(exp(x - max))`` (float64), in one pass over row slices that run in
+    parallel (numpy releases the GIL). Each row's result depends only on that row, so results do not
+    depend on how rows are batched."""
     n_rows, n_cols = x.shape
     step = max(1, _EXP_ROWS_ELEMENTS // max(1, n_cols))
 
-    def one(start: int) -> np.ndarray:
-        part = x[start : start + step] - row_max[start : start + step, None]
+    def one(start: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = x[start : start + step]
+        top = rows.max(axis=1)
+        part = rows - top[:, None]
         np.exp(part, out=part)
-        return part.sum(axis=1, dtype=np.float64)
+        return top, part.sum(axis=1, dtype=np.float64)
 
     starts = range(0, n_rows, step)
     pool = _pool()
     parts = list(pool.map(one, starts)) if pool is not None and n_rows > step else [one(s) for s in starts]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    if not parts:
+        return np.zeros(0, x.dtype), np.zeros(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class _Rows:

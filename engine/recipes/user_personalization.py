@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
-from engine.recipes._scoring import row_exp_sums, top_k_rows
+from engine.recipes._scoring import row_max_exp_sums, top_k_rows
 from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import get_recipe
 
@@ -455,8 +455,7 @@ class UserPersonalization(RecommenderModel):
             )
             r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
             logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
-        row_max = logits.max(axis=1)
-        exp_sums = row_exp_sums(logits, row_max)
+        row_max, exp_sums = row_max_exp_sums(logits)
         if bonus is None:
             key = logits
         else:
