@@ -17,7 +17,7 @@ TRAINING_QUEUE = "training"
 
 log = logging.getLogger(__name__)
 
-_LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+_WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def enqueue(queue_name: str, func_path: str, pk: int, job_id: str) -> bool:
@@ -35,8 +35,12 @@ def enqueue_on_commit(queue_name: str, func_path: str, pk: int, job_id: str) -> 
 
 
 def is_queued(queue_name: str, job_id: str) -> bool:
-    """Whether RQ still holds this job as waiting or running."""
+    """Whether RQ still holds this job waiting to run.
+
+    A job RQ reports as started does not count: this is asked about rows still CREATE PENDING, and a live
+    worker moves its row to IN_PROGRESS the moment it starts, so a "started" job whose row is still
+    pending was taken by a worker that died before it began (RQ notices that only much later)."""
     try:
-        return Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).get_status() in _LIVE_STATUSES
+        return Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).get_status() in _WAITING_STATUSES
     except NoSuchJobError:
         return False

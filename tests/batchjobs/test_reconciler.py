@@ -183,3 +183,21 @@ def test_a_submit_while_redis_is_down_leaves_the_job_for_the_reconciler(
     run_queued_jobs("batch")
     job.refresh_from_db()
     assert job.status == Status.ACTIVE
+
+
+def test_a_pending_job_taken_by_a_worker_that_died_before_starting_it_is_enqueued_again(job, redis_url):
+    import django_rq
+    from rq.job import Job, JobStatus
+
+    from batchjobs.queues import enqueue
+
+    enqueue("batch", "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
+    # The worker popped the job (RQ marks it started) and was killed before the task moved the row.
+    rq_job = Job.fetch(job.rq_job_id, connection=django_rq.get_connection("batch"))
+    django_rq.get_queue("batch").remove(rq_job)
+    rq_job.set_status(JobStatus.STARTED)
+    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 1
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
