@@ -7,7 +7,8 @@ from tests.helpers import PROJECT_ROOT
 
 
 def manage(*args, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "HTTPS"}}
+    ours = {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {k: v for k, v in os.environ.items() if k not in ours}
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "manage.py"), *args],
         env={**clean, **env},
