@@ -878,19 +878,17 @@ def solution_version_detail(request, group_pk, pk):
 # Batch inference jobs
 
 
-@login_required
-@require_GET
-def job_list(request, group_pk):
+def _job_list(request, group_pk, model, template: str, status_url: str, title: str):
     group = _get_group_for_user(request, group_pk)
-    jobs = BatchInferenceJob.objects.filter(solution_version__solution__dataset_group=group).select_related(
+    jobs = model.objects.filter(solution_version__solution__dataset_group=group).select_related(
         "solution_version__solution"
     )
     page, sorting = _sorted_page(request, jobs, "job_name")
-    started = _started_times(BatchInferenceJob, [j.pk for j in page])
+    started = _started_times(model, [j.pk for j in page])
     rows = [(job, job_progress(job, started.get(job.pk))) for job in page]
     return render(
         request,
-        "batchjobs/job_list.html",
+        template,
         {
             "group": group,
             "jobs": rows,
@@ -898,9 +896,18 @@ def job_list(request, group_pk):
             "sorting": sorting,
             "total_count": page.paginator.count,
             "live_ids": ",".join(str(job.pk) for job, _ in rows if not job.is_finished),
-            "status_url": reverse("batchjobs:job_list_status", args=[group.pk]),
-            "breadcrumbs": _crumbs(group, ("Batch inference jobs", None)),
+            "status_url": reverse(status_url, args=[group.pk]),
+            "breadcrumbs": _crumbs(group, (title, None)),
         },
+    )
+
+
+@login_required
+@require_GET
+def job_list(request, group_pk):
+    return _job_list(
+        request, group_pk, BatchInferenceJob, "batchjobs/job_list.html", "batchjobs:job_list_status",
+        "Batch inference jobs",
     )
 
 
@@ -1117,8 +1124,10 @@ def _safe_filename(uri: str) -> str:
 @write_required("download the outputs of batch inference jobs")
 @require_GET
 def job_download(request, group_pk, pk, index):
-    group = _get_group_for_user(request, group_pk)
-    job = _get_job_for_user(request, group, pk)
+    return _output_download(_get_job_for_user(request, _get_group_for_user(request, group_pk), pk), index)
+
+
+def _output_download(job, index: int) -> FileResponse:
     # Only the job's own recorded outputs are served: the URL names a position, never a path.
     if job.status != Status.ACTIVE or not 0 <= index < len(job.output_files):
         raise Http404("No such output file.")
@@ -1306,26 +1315,9 @@ def filter_detail(request, group_pk, pk):
 @login_required
 @require_GET
 def segment_job_list(request, group_pk):
-    group = _get_group_for_user(request, group_pk)
-    jobs = BatchSegmentJob.objects.filter(solution_version__solution__dataset_group=group).select_related(
-        "solution_version__solution"
-    )
-    page, sorting = _sorted_page(request, jobs, "job_name")
-    started = _started_times(BatchSegmentJob, [j.pk for j in page])
-    rows = [(job, job_progress(job, started.get(job.pk))) for job in page]
-    return render(
-        request,
-        "batchjobs/segment_job_list.html",
-        {
-            "group": group,
-            "jobs": rows,
-            "page": page,
-            "sorting": sorting,
-            "total_count": page.paginator.count,
-            "live_ids": ",".join(str(job.pk) for job, _ in rows if not job.is_finished),
-            "status_url": reverse("batchjobs:segment_job_list_status", args=[group.pk]),
-            "breadcrumbs": _crumbs(group, ("Batch segment jobs", None)),
-        },
+    return _job_list(
+        request, group_pk, BatchSegmentJob, "batchjobs/segment_job_list.html", "batchjobs:segment_job_list_status",
+        "Batch segment jobs",
     )
 
 
@@ -1426,15 +1418,7 @@ def segment_job_detail(request, group_pk, pk):
 @write_required("download the outputs of batch segment jobs")
 @require_GET
 def segment_job_download(request, group_pk, pk, index):
-    job = _get_segment_job_for_user(request, _get_group_for_user(request, group_pk), pk)
-    if job.status != Status.ACTIVE or not 0 <= index < len(job.output_files):
-        raise Http404("No such output file.")
-    uri = job.output_files[index]
-    try:
-        handle = object_storage().open_read(uri)
-    except (StorageError, OSError):
-        raise Http404("The output file is no longer there.") from None
-    return FileResponse(handle, as_attachment=True, filename=_safe_filename(uri), content_type="application/json")
+    return _output_download(_get_segment_job_for_user(request, _get_group_for_user(request, group_pk), pk), index)
 
 
 # ---------------------------------------------------------------------------------------------------
