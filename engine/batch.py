@@ -326,9 +326,33 @@ class _LineEncoder:
         except UnicodeEncodeError:
             return _ok_line(query, items, scores)
         if scores is not None:
-            out += [b',"scores":[', ",".join(map(format_score, scores)).encode("ascii"), b"]"]
+            out += [b',"scores":[', _scores_text(scores).encode("ascii"), b"]"]
         out.append(b'},"error":null}\n')
         return b"".join(out)
+
+
+def _scores_text(scores) -> str:
+    """``",".join(map(format_score, scores))`` without a call per score: the hot loop of every output line.
+
+    Scores are probabilities; anything outside [0, 1] or not finite takes :func:`format_score`'s path.
+    """
+    texts = []
+    for x in scores:
+        r = round(x, 7)
+        if 1e-3 <= r <= 1.0 or r == 0.0:
+            texts.append(repr(r))
+        elif 0.0 < r < 1e-3:
+            t = repr(r)
+            if "e" in t:  # "5.1e-05" -> "5.1E-5"
+                m, e = t.split("e")
+                texts.append(f"{m if '.' in m else m + '.0'}E{int(e)}")
+            else:  # "0.0003773" -> "3.773E-4"
+                fraction = t[2:]
+                digits = fraction.lstrip("0")
+                texts.append(f"{digits[0]}.{digits[1:] or '0'}E{len(digits) - len(fraction) - 1}")
+        else:
+            texts.append(format_score(x))
+    return ",".join(texts)
 
 
 _METHODS = {

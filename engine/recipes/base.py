@@ -244,6 +244,10 @@ class RecommenderModel(ABC):
             return None
         age = (self.latest_timestamp_ - self.item_age_basis_) / _SECONDS_PER_DAY
         eligible = age <= cut_off_days
+        if not eligible.any():
+            # No item is young enough: the blend would only rescale relevance, which changes no ranking,
+            # and skipping it spares the hot path three passes over the catalogue.
+            return None
         rng = np.random.default_rng(seed)
         jitter = rng.random(len(eligible)) * 0.1
         bonus = np.where(eligible, 1.0 / (1.0 + self.item_counts_) + jitter, 0.0)

@@ -3,6 +3,8 @@ import json
 
 import pytest
 from conftest import block_rows, make_interactions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.batch import MAX_LINE_BYTES, BatchStats, format_score, iter_lines, parse_line, run_batch
 from engine.recipes import PopularityCount, UserPersonalization
@@ -210,3 +212,11 @@ def test_run_batch_counts_failed_lines_by_kind_with_their_input_line_numbers():
     assert stats.error_counts["Invalid JSON"] == 2
     assert [n for n, _ in stats.error_examples["Invalid JSON"]] == [3, 5]
     assert sum(stats.error_counts.values()) == 3
+
+
+@settings(max_examples=500)
+@given(st.lists(st.floats(0.0, 1.0) | st.floats(allow_nan=False, allow_infinity=False), max_size=30))
+def test_the_output_lines_scores_are_written_exactly_as_format_score_writes_them(scores):
+    from engine.batch import _scores_text
+
+    assert _scores_text(scores) == ",".join(map(format_score, scores))
