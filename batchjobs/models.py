@@ -12,6 +12,7 @@ appends a StatusTransition row, which the detail pages draw as a timeline.
 import json
 import secrets
 import uuid
+from functools import cached_property
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from batchjobs.errors import (
     ResourceInUseException,
 )
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
+from engine.datasets import REQUIRED_COLUMNS
 from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
 from engine.recipes.catalog import (
     HyperParameterError,
@@ -239,10 +241,10 @@ class Role(models.Model):
     def prefixes(self, action: str) -> list[str]:
         """The s3:// prefixes this role's Allow statements grant `action` on (for display)."""
         found = []
-        for statement in policy._as_list_of_statements(self.policy):
-            if statement.get("Effect") != "Allow" or action not in policy._as_list(statement.get("Action")):
+        for statement in policy.statements(self.policy):
+            if statement.get("Effect") != "Allow" or action not in policy.as_list(statement.get("Action")):
                 continue
-            for resource in policy._as_list(statement.get("Resource")):
+            for resource in policy.as_list(statement.get("Resource")):
                 if resource.startswith("arn:aws:s3:::"):
                     found.append("s3://" + resource.removeprefix("arn:aws:s3:::").rstrip("*"))
         return found
@@ -382,12 +384,6 @@ class Dataset(AsyncResource):
         )
         super().save(*args, **kwargs)
 
-    # Columns each dataset type must have, as the service requires them in the schema.
-    REQUIRED_FIELDS = {
-        "INTERACTIONS": ("USER_ID", "ITEM_ID", "TIMESTAMP"),
-        "ITEMS": ("ITEM_ID",),
-        "USERS": ("USER_ID",),
-    }
 
     @classmethod
     def create_validated(
@@ -397,7 +393,7 @@ class Dataset(AsyncResource):
         dataset_type = validation.check_enum(dataset_type.upper(), "datasetType", cls.Type.values)
         group = validation.lookup(DatasetGroup.objects, dataset_group_arn, "datasetGroupArn")
         schema = validation.lookup(Schema.objects, schema_arn, "schemaArn")
-        missing = [f for f in cls.REQUIRED_FIELDS[dataset_type] if f not in schema.field_names]
+        missing = [f for f in REQUIRED_COLUMNS[dataset_type] if f not in schema.field_names]
         if missing:
             raise InvalidInputException(
                 f"Schema {schema.name} cannot be used for a {dataset_type} dataset: it lacks the required "
@@ -747,6 +743,17 @@ class BatchJob(AsyncResource):
             )
         return version, role, num_results
 
+    @classmethod
+    def _save_and_enqueue(cls, task: str, limit: int, **fields):
+        """Refuse a taken name or a full quota, save the job CREATE PENDING and enqueue it once committed."""
+        with transaction.atomic():
+            name = fields["job_name"]
+            _refuse_duplicate(cls.objects.filter(job_name=name), cls._meta.verbose_name, name)
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), limit)
+            job = cls.objects.create(**fields)
+            enqueue_on_commit(BATCH_QUEUE, task, job.pk, job.rq_job_id)
+        return job
+
     def error_summary(self) -> list[dict]:
         """Failed lines by kind of error, most frequent first, each with its first examples:
         [{"kind", "count", "examples": [{"file", "line", "reason"}]}]."""
@@ -824,19 +831,13 @@ class BatchInferenceJob(BatchJob):
             input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
         )
         config = _validated_job_config(config or {}, version.solution.recipe)
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch inference job", job_name)
-            _refuse_over_limit(
-                cls.objects.filter(status__in=UNFINISHED_STATUSES), settings.MAX_ACTIVE_BATCH_JOBS
-            )
-            job = cls.objects.create(
-                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
-                output_path=output_path, role=role, config=config, filter_arn=filter_arn,
-                input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags,
-                created_by=created_by,
-            )
-            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
-        return job
+        return cls._save_and_enqueue(
+            "batchjobs.tasks.run_batch_inference_job", settings.MAX_ACTIVE_BATCH_JOBS,
+            job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+            output_path=output_path, role=role, config=config, filter_arn=filter_arn,
+            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags,
+            created_by=created_by,
+        )
 
 
 class BatchSegmentJob(BatchJob):
@@ -876,17 +877,13 @@ class BatchSegmentJob(BatchJob):
             output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
             input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
         )
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(job_name=job_name), "batch segment job", job_name)
-            # The service's quota for segment jobs (not adjustable).
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
-            job = cls.objects.create(
-                job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
-                output_path=output_path, role=role, filter_arn=filter_arn, input_kms_key_arn=input_kms_key_arn,
-                output_kms_key_arn=output_kms_key_arn, tags=tags, created_by=created_by,
-            )
-            enqueue_on_commit(BATCH_QUEUE, "batchjobs.tasks.run_batch_segment_job", job.pk, job.rq_job_id)
-        return job
+        # The service's quota for segment jobs is 5 and not adjustable.
+        return cls._save_and_enqueue(
+            "batchjobs.tasks.run_batch_segment_job", 5,
+            job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+            output_path=output_path, role=role, filter_arn=filter_arn, input_kms_key_arn=input_kms_key_arn,
+            output_kms_key_arn=output_kms_key_arn, tags=tags, created_by=created_by,
+        )
 
 
 class Filter(AsyncResource):
@@ -912,8 +909,9 @@ class Filter(AsyncResource):
         self.arn = self.arn or arns.personalize_arn("filter", self.name)
         super().save(*args, **kwargs)
 
-    @property
+    @cached_property
     def parsed(self):
+        # Parsed once per row: target checks and job starts ask for it repeatedly.
         return parse_filter(self.filter_expression)
 
     @property

@@ -24,7 +24,7 @@ def _matches_any(value: str, patterns: Iterable[str], *, case_sensitive: bool = 
     return any(_wildcard_regex(p, case_sensitive).fullmatch(value) for p in patterns)
 
 
-def _as_list(value) -> list[str]:
+def as_list(value) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
@@ -39,16 +39,16 @@ def _condition_holds(condition: dict | None, context: dict[str, str]) -> bool:
             # Allow from granting more than its author meant.
             return False
         for key, patterns in tests.items():
-            if key not in context or not _matches_any(context[key], _as_list(patterns)):
+            if key not in context or not _matches_any(context[key], as_list(patterns)):
                 return False
     return True
 
 
 def _statement_applies(statement: dict, action: str, resource: str, context: dict[str, str]) -> bool:
     # IAM action names are case-insensitive; resource ARNs are not.
-    if not _matches_any(action, _as_list(statement.get("Action")), case_sensitive=False):
+    if not _matches_any(action, as_list(statement.get("Action")), case_sensitive=False):
         return False
-    if not _matches_any(resource, _as_list(statement.get("Resource"))):
+    if not _matches_any(resource, as_list(statement.get("Resource"))):
         return False
     return _condition_holds(statement.get("Condition"), context)
 
@@ -56,7 +56,7 @@ def _statement_applies(statement: dict, action: str, resource: str, context: dic
 def is_allowed(policy: dict, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
     context = context or {}
     allowed = False
-    for statement in _as_list_of_statements(policy):
+    for statement in statements(policy):
         if not _statement_applies(statement, action, resource, context):
             continue
         if statement.get("Effect") == "Deny":
@@ -66,7 +66,7 @@ def is_allowed(policy: dict, action: str, resource: str, context: dict[str, str]
     return allowed
 
 
-def _as_list_of_statements(policy: dict) -> list[dict]:
+def statements(policy: dict) -> list[dict]:
     statements = policy.get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)
 

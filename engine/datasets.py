@@ -170,6 +170,14 @@ def _merge_entities(cls, parts, id_attr: str):
     )
 
 
+#: Columns each dataset type must have, by the service's dataset type name.
+REQUIRED_COLUMNS = {
+    "INTERACTIONS": ("USER_ID", "ITEM_ID", "TIMESTAMP"),
+    "ITEMS": ("ITEM_ID",),
+    "USERS": ("USER_ID",),
+}
+
+
 # --------------------------------------------------------------------------- CSV parsing
 
 
@@ -269,7 +277,7 @@ def read_interactions(fileobj: BinaryIO) -> Interactions:
         Missing columns (``Input CSV is missing the following columns:[USER_ID, TIMESTAMP]``),
         or a bad value (the message names the line, the column and the value).
     """
-    names, reader, text = _rows(fileobj, ("USER_ID", "ITEM_ID", "TIMESTAMP"))
+    names, reader, text = _rows(fileobj, REQUIRED_COLUMNS["INTERACTIONS"])
     try:
         iu, ii, it = names.index("USER_ID"), names.index("ITEM_ID"), names.index("TIMESTAMP")
         ie = names.index("EVENT_TYPE") if "EVENT_TYPE" in names else None
