@@ -168,22 +168,31 @@ def solution_version(version) -> dict:
     )
 
 
-def batch_inference_job(job) -> dict:
+def _batch_job(job, arn_member: str, **extra) -> dict:
+    """The members batch inference and batch segment jobs share; `extra` adds a shape's own."""
     return present(
         jobName=job.job_name,
-        batchInferenceJobArn=job.arn,
+        **{arn_member: job.arn},
         filterArn=job.filter_arn,
         failureReason=job.failure_reason,
         solutionVersionArn=job.solution_version.arn,
         numResults=job.num_results,
         jobInput={"s3DataSource": present(path=job.input_path, kmsKeyArn=job.input_kms_key_arn)},
         jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
-        batchInferenceJobConfig=job.config,
         roleArn=job.role.arn,
+        status=job.status,
+        **extra,
+        **_times(job),
+    )
+
+
+def batch_inference_job(job) -> dict:
+    return _batch_job(
+        job,
+        "batchInferenceJobArn",
+        batchInferenceJobConfig=job.config,
         batchInferenceJobMode=job.mode,
         themeGenerationConfig=job.theme_generation_config,
-        status=job.status,
-        **_times(job),
     )
 
 
@@ -204,19 +213,7 @@ def batch_inference_job_summary(job) -> dict:
 
 
 def batch_segment_job(job) -> dict:
-    return present(
-        jobName=job.job_name,
-        batchSegmentJobArn=job.arn,
-        filterArn=job.filter_arn,
-        failureReason=job.failure_reason,
-        solutionVersionArn=job.solution_version.arn,
-        numResults=job.num_results,
-        jobInput={"s3DataSource": present(path=job.input_path, kmsKeyArn=job.input_kms_key_arn)},
-        jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
-        roleArn=job.role.arn,
-        status=job.status,
-        **_times(job),
-    )
+    return _batch_job(job, "batchSegmentJobArn")
 
 
 def batch_segment_job_summary(job) -> dict:

@@ -911,6 +911,20 @@ def job_list(request, group_pk):
     )
 
 
+def _batch_job_cli_spec(form) -> list[dict]:
+    """The CLI/boto3 panel's members that both batch job forms have."""
+    return [
+        {"path": "jobName", "field": "job_name"},
+        {"path": "solutionVersionArn", "field": "solution_version",
+         "map": _arn_map(form.fields["solution_version"].queryset)},
+        {"path": "numResults", "field": "num_results", "kind": "int"},
+        {"path": "jobInput.s3DataSource.path", "field": "input_path"},
+        {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
+        {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
+        {"path": "filterArn", "field": "filter", "map": _arn_map(form.fields["filter"].queryset)},
+    ]
+
+
 def _next_name(base: str, suffix: str) -> str:
     for n in range(1, 1000):
         tail = f"-{suffix}-{n}"
@@ -967,15 +981,7 @@ def job_create(request, group_pk):
         else:
             messages.success(request, f"Batch inference job {job.job_name} created.")
             return redirect("batchjobs:job_detail", group.pk, job.pk)
-    spec = [
-        {"path": "jobName", "field": "job_name"},
-        {"path": "solutionVersionArn", "field": "solution_version",
-         "map": _arn_map(form.fields["solution_version"].queryset)},
-        {"path": "numResults", "field": "num_results", "kind": "int"},
-        {"path": "jobInput.s3DataSource.path", "field": "input_path"},
-        {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
-        {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
-        {"path": "filterArn", "field": "filter", "map": _arn_map(form.fields["filter"].queryset)},
+    spec = _batch_job_cli_spec(form) + [
         {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationWeight", "field": "exploration_weight",
          "if_visible": "exploration-config"},
         {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationItemAgeCutOff",
@@ -1345,16 +1351,7 @@ def segment_job_create(request, group_pk):
         else:
             messages.success(request, f"Batch segment job {job.job_name} created.")
             return redirect("batchjobs:segment_job_detail", group.pk, job.pk)
-    spec = [
-        {"path": "jobName", "field": "job_name"},
-        {"path": "solutionVersionArn", "field": "solution_version",
-         "map": _arn_map(form.fields["solution_version"].queryset)},
-        {"path": "numResults", "field": "num_results", "kind": "int"},
-        {"path": "jobInput.s3DataSource.path", "field": "input_path"},
-        {"path": "jobOutput.s3DataDestination.path", "field": "output_path"},
-        {"path": "roleArn", "field": "role", "map": _arn_map(Role.objects.all())},
-        {"path": "filterArn", "field": "filter", "map": _arn_map(form.fields["filter"].queryset)},
-    ]
+    spec = _batch_job_cli_spec(form)
     return render(
         request,
         "batchjobs/segment_job_create.html",
