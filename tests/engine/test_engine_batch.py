@@ -2,12 +2,12 @@ import io
 import json
 
 import pytest
-from conftest import block_rows, make_interactions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.batch import MAX_LINE_BYTES, BatchStats, format_score, iter_lines, parse_line, run_batch
 from engine.recipes import PopularityCount, UserPersonalization
+from tests.engine.support import block_rows, make_interactions
 
 
 @pytest.mark.parametrize(

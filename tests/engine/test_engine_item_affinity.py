@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import block_rows, make_interactions
 
 from engine.artifacts import load_model, save_model
 from engine.recipes import ItemAffinity, get_recipe, input_kind, make_model
@@ -19,6 +18,7 @@ from engine.recipes.item_affinity import (
     segment_split,
     unknown_item_error,
 )
+from tests.engine.support import block_rows, make_interactions
 
 
 def _seen(rows):

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make_interactions
 
 from engine.metrics import (
     METRIC_NAMES,
@@ -17,6 +16,7 @@ from engine.metrics import (
     reciprocal_rank_at_k,
 )
 from engine.synthetic import generate
+from tests.engine.support import make_interactions
 
 
 def test_ndcg_matches_the_documented_example():

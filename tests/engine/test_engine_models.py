@@ -2,7 +2,6 @@ import io
 
 import numpy as np
 import pytest
-from conftest import block_rows, make_interactions
 
 from engine.artifacts import ArtifactError, file_checksum, load_model, save_model
 from engine.batch import run_batch
@@ -19,6 +18,7 @@ from engine.recipes import (
     validate_exploration_config,
     validate_hyperparameters,
 )
+from tests.engine.support import block_rows, make_interactions
 
 ALL_ITEMS = 20
 

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import block_rows, make_interactions
 
 from engine.artifacts import load_model, save_model
 from engine.batch import run_batch
@@ -26,6 +25,7 @@ from engine.recipes import (
     validate_hyperparameters,
 )
 from engine.training import TrainingDataError, select_events
+from tests.engine.support import block_rows, make_interactions
 
 # ------------------------------------------------------------------ catalogue
 

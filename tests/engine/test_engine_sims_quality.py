@@ -1,8 +1,7 @@
 """SIMS weighs co-occurrences by how close the two items are in each history, and caps popularity."""
 
-from conftest import make_interactions
-
 from engine.recipes import Sims
+from tests.engine.support import make_interactions
 
 _LOOSE = {
     "min_cointeraction_count": 1,
