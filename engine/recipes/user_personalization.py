@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
-from engine.recipes._scoring import row_max_exp_sums, top_k_rows
+from engine.recipes._scoring import row_exp_sums, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import get_recipe
 
@@ -385,6 +385,10 @@ class UserPersonalization(RecommenderModel):
             top, top_scores, valid = self._top_scored(
                 rows[pos], k, blocked_cols, bonus, exploration_weight, None if allowed is None else allowed[pos]
             )
+            if valid.all():  # The usual case: k items for every user, converted in one go.
+                for p, items, scores in zip(pos.tolist(), ids[top].tolist(), top_scores.tolist(), strict=True):
+                    out_items[p], out_scores[p] = items, scores
+                continue
             for j, p in enumerate(pos):
                 sel = top[j][valid[j]]
                 out_items[p] = ids[sel].tolist()
@@ -438,9 +442,9 @@ class UserPersonalization(RecommenderModel):
         scaled = (u * alpha[:, None]).astype(np.float32)
         if len(scaled) == 1:
             # A one-row product would go through gemv, which sums in another order than gemm.
-            logits = (np.vstack([scaled, scaled]) @ state["items"].T)[:1]
+            logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
         else:
-            logits = scaled @ state["items"].T
+            logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
         if self.sequence_weight > 0:
             nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
             nxt.sum_duplicates()
@@ -455,11 +459,13 @@ class UserPersonalization(RecommenderModel):
             )
             r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
             logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
-        row_max, exp_sums = row_max_exp_sums(logits)
+        shift, exp_sums = row_exp_sums(logits)
         if bonus is None:
             key = logits
         else:
             # exp(logit - max) is the score over the best score, as the exploration blend takes it.
+            row_max = logits.max(axis=1)
+            exp_sums *= np.exp(shift - row_max)
             logits -= row_max[:, None]
             np.exp(logits, out=logits)
             key = logits * np.float32(1.0 - exploration_weight)
@@ -476,7 +482,7 @@ class UserPersonalization(RecommenderModel):
         valid = np.isfinite(vals)
         picked = np.take_along_axis(logits, top, axis=1).astype(np.float64)
         # Without exploration `logits` holds the logits; with it, exp(logit - max).
-        relative = np.exp(picked - row_max[:, None]) if bonus is None else picked
+        relative = np.exp(picked - shift[:, None]) if bonus is None else picked
         top_scores = relative / exp_sums[:, None]
         return top, top_scores, valid
 

@@ -214,9 +214,15 @@ def test_run_batch_counts_failed_lines_by_kind_with_their_input_line_numbers():
     assert sum(stats.error_counts.values()) == 3
 
 
-@settings(max_examples=500)
-@given(st.lists(st.floats(0.0, 1.0) | st.floats(allow_nan=False, allow_infinity=False), max_size=30))
-def test_the_output_lines_scores_are_written_exactly_as_format_score_writes_them(scores):
-    from engine.batch import _scores_text
+_scores = st.floats(0.0, 1.0) | st.floats(0.0, 1e-3) | st.floats(allow_nan=False, allow_infinity=False)
+# Multiples of 1e-7 and the halves between them are where rounding is easiest to get wrong.
+_grid_scores = st.integers(0, 2 * 10**7).map(lambda n: n / 2e7)
 
-    assert _scores_text(scores) == ",".join(map(format_score, scores))
+
+@settings(max_examples=500)
+@given(st.lists(st.lists(_scores | _grid_scores, max_size=30), max_size=5))
+def test_the_output_lines_scores_are_written_exactly_as_format_score_writes_them(score_lists):
+    from engine.batch import _scores_texts
+
+    expected = [",".join(map(format_score, scores)).encode("ascii") for scores in score_lists]
+    assert _scores_texts(score_lists) == expected
