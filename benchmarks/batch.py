@@ -58,6 +58,10 @@ def build_model(n_users: int, n_items: int, factors: int, path: Path) -> None:
     model.query_indptr_ = np.zeros(n_users + 1, np.int64)
     model.query_indices_ = np.zeros(0, np.int32)
     model.query_weights_ = np.zeros(0, np.float64)
+    started = time.perf_counter()
+    model._fit_log_normalizers()  # The last step of fit(): every user's softmax denominator.
+    seconds = time.perf_counter() - started
+    print(f"training's softmax denominators for {n_users:,} users: {seconds:.0f} s", flush=True)
     save_model(model, path)
 
 

@@ -47,6 +47,8 @@ class RecommenderModel(ABC):
     has_scores: ClassVar[bool]
     #: Model-specific fitted arrays saved by :mod:`engine.artifacts`.
     _fitted_array_names: ClassVar[tuple[str, ...]] = ()
+    #: Fitted arrays that older model files may lack: saved when set, restored when present.
+    _optional_array_names: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ params
 
@@ -210,6 +212,9 @@ class RecommenderModel(ABC):
         arrays["latest_timestamp_"] = np.array(self.latest_timestamp_, dtype=np.int64)
         for name in self._fitted_array_names:
             arrays[name] = np.asarray(getattr(self, name))
+        for name in self._optional_array_names:
+            if getattr(self, name, None) is not None:
+                arrays[name] = np.asarray(getattr(self, name))
         return arrays
 
     def _restore_arrays(self, arrays) -> None:
@@ -219,7 +224,7 @@ class RecommenderModel(ABC):
         self.item_counts_ = arrays["item_counts_"].astype(np.int64)
         self.item_age_basis_ = arrays["item_age_basis_"].astype(np.int64)
         self.latest_timestamp_ = int(arrays["latest_timestamp_"])
-        for name in self._fitted_array_names:
+        for name in self._fitted_array_names + tuple(n for n in self._optional_array_names if n in arrays):
             value = arrays[name]
             setattr(self, name, value.item() if value.ndim == 0 else value)
         self._finish_common()

@@ -114,6 +114,8 @@ class UserPersonalization(RecommenderModel):
         "query_indices_",
         "query_weights_",
     )
+    # Models saved before the denominators were stored compute them per job instead.
+    _optional_array_names = ("log_normalizers_",)
 
     def __init__(
         self,
@@ -204,6 +206,7 @@ class UserPersonalization(RecommenderModel):
         self.seen_indices_ = counts.indices.astype(np.int64)
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
+        self._fit_log_normalizers()
         return self
 
     def _fit_sequence_part(self, rows, cols, ts, train, n_users: int, n_items: int) -> None:
@@ -420,8 +423,9 @@ class UserPersonalization(RecommenderModel):
             self._scoring_cache = state
         return state
 
-    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
-        """Top-k items and their softmax scores for known users: one matrix product for the block.
+    def _block_logits(self, urows: np.ndarray) -> np.ndarray:
+        """The float32 logits of known users over the catalogue, up to a per-user constant: one matrix
+        product for the block, in this thread's scratch buffer (valid until its next use).
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
         next_j``: the standardisations are affine, and their means and deviations come from the factors
@@ -459,13 +463,43 @@ class UserPersonalization(RecommenderModel):
             )
             r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
             logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
-        shift, exp_sums = row_exp_sums(logits)
+        return logits
+
+    def _fit_log_normalizers(self) -> None:
+        """Each user's softmax denominator, ``log(sum(exp(logits)))`` over the block logits.
+
+        The denominator depends on the user and the model only, never on the job, so training pays for
+        it once instead of every batch job paying for an exp per catalogue item per line: that pass
+        costs about half as much as the matrix product itself. Computed exactly as recommend would (same
+        blocks of rows, same kernels), so recommendations are byte-identical with or without it.
+        """
+        self.log_normalizers_ = None
+        n_users, n_items = len(self.user_map_), len(self.item_map_)
+        out = np.empty(n_users, np.float64)
+        block = max(1, _SCORE_BLOCK_ELEMENTS // max(1, n_items))
+        for start in range(0, n_users, block):
+            urows = np.arange(start, min(n_users, start + block))
+            out[urows] = self._log_normalizers(urows, self._block_logits(urows))
+        self.log_normalizers_ = out
+
+    def _log_normalizers(self, urows: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        stored = getattr(self, "log_normalizers_", None)
+        if stored is not None:
+            return stored[urows]
+        shift, sums = row_exp_sums(logits)
+        return shift + np.log(sums)
+
+    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
+        """Top-k items and their softmax scores for known users, from one logits block (see
+        :meth:`_block_logits`) and the users' softmax denominators."""
+        logits = self._block_logits(urows)
+        log_norm = self._log_normalizers(urows, logits)
         if bonus is None:
             key = logits
         else:
             # exp(logit - max) is the score over the best score, as the exploration blend takes it.
             row_max = logits.max(axis=1)
-            exp_sums *= np.exp(shift - row_max)
+            log_norm = log_norm - row_max
             logits -= row_max[:, None]
             np.exp(logits, out=logits)
             key = logits * np.float32(1.0 - exploration_weight)
@@ -482,8 +516,7 @@ class UserPersonalization(RecommenderModel):
         valid = np.isfinite(vals)
         picked = np.take_along_axis(logits, top, axis=1).astype(np.float64)
         # Without exploration `logits` holds the logits; with it, exp(logit - max).
-        relative = np.exp(picked - shift[:, None]) if bonus is None else picked
-        top_scores = relative / exp_sums[:, None]
+        top_scores = np.exp(picked - log_norm[:, None]) if bonus is None else picked * np.exp(-log_norm)[:, None]
         return top, top_scores, valid
 
     # ------------------------------------------------------------------ rank
@@ -692,6 +725,7 @@ class HRNNMetadata(HRNN):
         if borrowed:
             self._scoring_cache = None
             self._finish_common()
+            self._fit_log_normalizers()
 
 
 class HRNNColdstart(UserPersonalization):

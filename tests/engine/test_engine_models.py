@@ -213,6 +213,34 @@ def test_artifacts_round_trip(fitted, tmp_path):
     assert load_model(buf).recommend(["x"], 3) == pop.recommend(["x"], 3)
 
 
+@pytest.mark.parametrize("sequence_weight", [0.0, 0.5])
+def test_denominators_from_training_give_the_same_bytes_as_computing_them_per_job(sequence_weight, tmp_path):
+    interactions = make_interactions(block_rows())
+    newest = int(interactions.timestamps.max())
+    items = Items(
+        item_ids=np.array(["NEW1"], dtype=object),
+        columns={"CREATION_TIMESTAMP": np.array([str(newest)], dtype=object)},
+        creation_timestamps=np.array([newest - 86400], dtype=np.int64),
+    )
+    model = _model(sequence_weight=sequence_weight).fit(interactions, items)
+    assert model.log_normalizers_.shape == (len(model.user_map_),)
+    users = ["a1", "b2", "nobody", "b7"]
+    stored = _batch_output(model), model.recommend(users, 6, exploration_weight=0.5, seed=3)
+
+    # A model file written before the denominators were stored: they are computed per job.
+    buf = io.BytesIO()
+    save_model(model, buf)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files if k != "fitted__log_normalizers_"}
+    older = tmp_path / "older.npz"
+    np.savez(older, **data)
+    loaded = load_model(older)
+    assert getattr(loaded, "log_normalizers_", None) is None
+    assert (_batch_output(loaded), loaded.recommend(users, 6, exploration_weight=0.5, seed=3)) == stored
+    assert stored[1][0] != model.recommend(users, 6)[0]  # exploration did change the lists
+
+
 def test_load_refuses_other_format_versions(fitted, tmp_path):
     buf = io.BytesIO()
     save_model(fitted, buf)
