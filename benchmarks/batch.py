@@ -1,7 +1,8 @@
 """Batch inference speed, memory and scale-out, measured in one run.
 
-Builds a UserPersonalization artifact with random factors (100,000 items, 1,000,000 users, 64 factors), a
-200,000-line input, a temporary DATA_DIR (SQLite) and a private redis-server on a unix socket, then prints:
+Builds a UserPersonalization artifact with random factors (100,000 items, 1,000,000 users, 64 factors) and,
+as training's last step does, every user's softmax denominator; a 200,000-line input, a temporary DATA_DIR
+(SQLite) and a private redis-server on a unix socket; then prints:
 
 (a) the kernel alone: float32 matrix product + implicit's C++ top-k on the same factors, users/s;
 (b) our job end to end through a real `manage.py rqworker batch`, users/s, and (b)/(a);

@@ -95,6 +95,9 @@ class UserPersonalization(RecommenderModel):
         CSR item x item matrix of the sequence part.
     query_indptr_, query_indices_, query_weights_ : ndarray
         CSR user x item matrix: each user's last ``bptt`` items with their recency weights.
+    log_normalizers_ : ndarray of float64 or None
+        Each user's softmax denominator over the catalogue, as a log; None for models saved before it
+        was stored (recommend then computes it).
     """
 
     recipe_arn = get_recipe("aws-user-personalization").arn
