@@ -206,7 +206,7 @@ def main() -> None:
         print(f"(c) worker peak RSS {rss:,.0f} MB; model {model_mb:,.0f} MB; over the model {rss - model_mb:,.0f} MB")
         stop_workers()
 
-        speedup = float("nan")
+        speedup = None
         if not args.skip_scale:
             one_thread = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                           "BATCH_SHARD_LINES": str(max(1000, scale_lines // 8))}
@@ -224,7 +224,7 @@ def main() -> None:
         print(json.dumps({
             "kernel_users_per_s": round(kernel), "end_to_end_users_per_s": round(e2e),
             "end_to_end_over_kernel": round(e2e / kernel, 3),
-            "two_worker_speedup": None if args.skip_scale else round(speedup, 3),
+            "two_worker_speedup": speedup and round(speedup, 3),
             "small_job_latency_p50_s": round(p50, 3), "peak_rss_mb": round(rss), "model_mb": round(model_mb),
             "lines": args.lines, "users": args.users, "items": args.items, "factors": args.factors,
             "cpus": os.cpu_count(),

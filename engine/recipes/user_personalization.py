@@ -210,8 +210,13 @@ class UserPersonalization(RecommenderModel):
         self.seen_indices_ = counts.indices.astype(np.int64)
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
+        self._complete_item_factors(items)
         self._fit_log_normalizers()
         return self
+
+    def _complete_item_factors(self, items: Items | None) -> None:
+        """Hook for recipes that give items without interactions factors of their own, before the
+        softmax denominators are computed from the final factors."""
 
     def _fit_sequence_part(self, rows, cols, ts, train, n_users: int, n_items: int) -> None:
         n = len(rows)
@@ -477,27 +482,20 @@ class UserPersonalization(RecommenderModel):
         costs about half as much as the matrix product itself. Computed exactly as recommend would (same
         blocks of rows, same kernels), so recommendations are byte-identical with or without it.
         """
-        self.log_normalizers_ = None
         n_users, n_items = len(self.user_map_), len(self.item_map_)
         out = np.empty(n_users, np.float64)
         block = max(1, _SCORE_BLOCK_ELEMENTS // max(1, n_items))
         for start in range(0, n_users, block):
             urows = np.arange(start, min(n_users, start + block))
-            out[urows] = self._log_normalizers(urows, self._block_logits(urows))
+            out[urows] = _log_sum_exp_rows(self._block_logits(urows))
         self.log_normalizers_ = out
-
-    def _log_normalizers(self, urows: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        stored = getattr(self, "log_normalizers_", None)
-        if stored is not None:
-            return stored[urows]
-        shift, sums = row_exp_sums(logits)
-        return shift + np.log(sums)
 
     def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
         """Top-k items and their softmax scores for known users, from one logits block (see
         :meth:`_block_logits`) and the users' softmax denominators."""
         logits = self._block_logits(urows)
-        log_norm = self._log_normalizers(urows, logits)
+        stored = getattr(self, "log_normalizers_", None)
+        log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(logits)
         if bonus is None:
             key = logits
         else:
@@ -599,6 +597,11 @@ class UserPersonalization(RecommenderModel):
         return np.take_along_axis(part, order, axis=1)
 
 
+def _log_sum_exp_rows(logits: np.ndarray) -> np.ndarray:
+    shift, sums = row_exp_sums(logits)
+    return shift + np.log(sums)
+
+
 def _standardise(x: np.ndarray) -> np.ndarray:
     """Each row minus its mean, over its standard deviation (rows without spread become 0)."""
     x = x - x.mean(axis=1, keepdims=True)
@@ -694,11 +697,9 @@ class HRNNMetadata(HRNN):
 
     recipe_arn = get_recipe("aws-hrnn-metadata").arn
 
-    def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
-        super().fit(interactions, items, users)
+    def _complete_item_factors(self, items: Items | None) -> None:
         if items is not None and len(items):
             self._borrow_item_factors(items)
-        return self
 
     def _borrow_item_factors(self, items: Items) -> None:
         idx = self.item_map_.index(items.item_ids)
@@ -729,7 +730,6 @@ class HRNNMetadata(HRNN):
         if borrowed:
             self._scoring_cache = None
             self._finish_common()
-            self._fit_log_normalizers()
 
 
 class HRNNColdstart(UserPersonalization):
