@@ -2,7 +2,6 @@
 (a duplicate delivery does nothing), and ends the resource ACTIVE or CREATE FAILED with a reason a person
 can act on. The numeric work is the engine's."""
 
-import io
 import logging
 import os
 import threading
@@ -34,7 +33,7 @@ from engine.filters import FilterError, compile_filter
 from engine.metrics import evaluate_recipe
 from engine.recipes import HyperParameterError, make_model, validate_exploration_config
 from engine.recipes.item_affinity import evaluate_segments
-from engine.storage import InvalidS3Path, ObjectNotFound, PathEscapesRoot, S3Storage, parse_s3_uri
+from engine.storage import InvalidS3Path, ObjectNotFound, PathEscapesRoot, parse_s3_uri
 from engine.training import TrainingDataError, check_training_minimums, select_events
 
 log = logging.getLogger(__name__)
@@ -396,45 +395,11 @@ def _shard_lines() -> int:
     return int(getattr(settings, "BATCH_SHARD_LINES", 250_000))
 
 
-class _Range:
-    """The bytes [start, end) of a seekable file, read as a stream."""
-
-    def __init__(self, fileobj, start: int, end: int):
-        fileobj.seek(start)
-        self._f, self._left = fileobj, end - start
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._f.read(size)
-        self._left -= len(data)
-        return data
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _open_range(storage, uri: str, start: int, end: int):
-    if isinstance(storage, S3Storage):
-        bucket, key = parse_s3_uri(uri)
-        if end <= start:
-            return _Range(io.BytesIO(b""), 0, 0)
-        return storage.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
-    return _Range(storage.open_read(uri), start, end)
-
-
 def _next_line_start(storage, uri: str, pos: int, size: int) -> int:
     """The offset just after the first newline at or after `pos - 1` (a line boundary), or `size`."""
     at = pos - 1
     while at < size:
-        with _open_range(storage, uri, at, min(size, at + 65536)) as fh:
+        with storage.open_range(uri, at, min(size, at + 65536)) as fh:
             window = fh.read()
         nl = window.find(b"\n")
         if nl >= 0:
@@ -448,7 +413,7 @@ def _split_into_shards(job, storage, inputs: list[str], sizes: list[int], lost: 
         # A retried parent whose shards already exist: they carry on (the reconciler looks after them).
         _enqueue_unfinished_shards(job)
         return True
-    with _open_range(storage, inputs[0], 0, min(sizes[0], _SAMPLE_BYTES)) as fh:
+    with storage.open_range(inputs[0], 0, min(sizes[0], _SAMPLE_BYTES)) as fh:
         sample = fh.read()
     bytes_per_line = len(sample) / max(1, sample.count(b"\n"))
     shard_bytes = max(1, int(_shard_lines() * bytes_per_line))
@@ -554,7 +519,7 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
         _sync_job_progress(shard, lost)
 
     try:
-        with _open_range(storage, shard.input_uri, shard.byte_start, shard.byte_end) as src, storage.atomic_writer(
+        with storage.open_range(shard.input_uri, shard.byte_start, shard.byte_end) as src, storage.atomic_writer(
             shard.output_uri
         ) as out:
             stats = run_batch(

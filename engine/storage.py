@@ -125,6 +125,16 @@ class Storage(ABC):
             If there is no object at ``uri``.
         """
 
+    def open_range(self, uri: str, start: int, end: int) -> BinaryIO:
+        """Open the bytes ``[start, end)`` of an object for streaming reads; the caller closes it.
+
+        Raises
+        ------
+        ObjectNotFound
+            If there is no object at ``uri``.
+        """
+        return _Range(self.open_read(uri), start, end)
+
     @abstractmethod
     def size(self, uri: str) -> int:
         """Return the object's size in bytes; raise ObjectNotFound if it is missing."""
@@ -372,11 +382,19 @@ class S3Storage(Storage):
         return [f"s3://{bucket}/{k}" for k in keys]
 
     def open_read(self, uri: str) -> BinaryIO:
+        return self._open_body(uri)
+
+    def open_range(self, uri: str, start: int, end: int) -> BinaryIO:
+        if end <= start:  # S3 refuses an empty Range.
+            return io.BytesIO(b"")
+        return self._open_body(uri, Range=f"bytes={start}-{end - 1}")
+
+    def _open_body(self, uri: str, **get_args) -> BinaryIO:
         from botocore.exceptions import ClientError
 
         bucket, key = self._object(uri)
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            body = self.client.get_object(Bucket=bucket, Key=key, **get_args)["Body"]
         except ClientError as e:
             if self._is_not_found(e):
                 raise ObjectNotFound(f"No such object: {uri}") from e
@@ -451,3 +469,28 @@ def get_storage(
     if backend == "s3":
         return S3Storage(endpoint_url=endpoint_url, region_name=region_name)
     raise ValueError(f"Unknown storage backend {backend!r}; expected 'local' or 's3'")
+
+
+class _Range:
+    """The bytes [start, end) of a seekable file, read as a stream."""
+
+    def __init__(self, fileobj, start: int, end: int):
+        fileobj.seek(start)
+        self._f, self._left = fileobj, end - start
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
