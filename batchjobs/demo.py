@@ -88,23 +88,33 @@ def _demo_login() -> Login:
     return Login(DEMO_USER, password)
 
 
-def _put_demo_files(log) -> synthetic.SyntheticData:
+_DEMO_FILES = (
+    f"s3://{DEMO_BUCKET}/data/interactions.csv",
+    f"s3://{DEMO_BUCKET}/data/items.csv",
+    f"s3://{DEMO_BUCKET}/batch-input/users.json",
+    f"s3://{DEMO_BUCKET}/batch-input-with-errors/users.json",
+)
+
+
+def _put_demo_files(log) -> None:
     storage = object_storage()
+    missing = [uri for uri in _DEMO_FILES if not storage.exists(uri)]
+    if not missing:
+        return  # Generating the data takes seconds; a restarted console has it already.
     data = synthetic.generate()
-    files = {
-        f"s3://{DEMO_BUCKET}/data/interactions.csv": data.interactions_csv,
-        f"s3://{DEMO_BUCKET}/data/items.csv": data.items_csv,
-    }
     known = data.user_ids[:1000]
     lines = [json.dumps({"userId": u}) for u in known] + [json.dumps({"userId": "new-visitor-1"})]
-    files[f"s3://{DEMO_BUCKET}/batch-input/users.json"] = ("\n".join(lines) + "\n").encode()
     with_errors = lines[:20] + ['{"userId": "user-5"', '{"itemId": "1001"}', "not json at all"] + lines[20:40]
-    files[f"s3://{DEMO_BUCKET}/batch-input-with-errors/users.json"] = ("\n".join(with_errors) + "\n").encode()
-    for uri, body in files.items():
-        if not storage.exists(uri):
+    bodies = (
+        data.interactions_csv,
+        data.items_csv,
+        ("\n".join(lines) + "\n").encode(),
+        ("\n".join(with_errors) + "\n").encode(),
+    )
+    for uri, body in zip(_DEMO_FILES, bodies, strict=True):
+        if uri in missing:
             storage.write_bytes(uri, body)
             log(f"Demo: wrote {uri}")
-    return data
 
 
 def _ensure_import(dataset: Dataset, location: str, job_name: str) -> None:
