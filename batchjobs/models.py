@@ -939,7 +939,7 @@ class Filter(AsyncResource):
                     f"The dataset group {group.name} already has {len(others)} filters; the quota is "
                     f"{cls.MAX_PER_GROUP}."
                 )
-            fields = set(parsed.fields).union(*(parse_filter(f.filter_expression).fields for f in others))
+            fields = set(parsed.fields).union(*(f.parsed.fields for f in others))
             if len(fields) > cls.MAX_FIELDS_PER_GROUP:
                 raise LimitExceededException(
                     f"The filters of dataset group {group.name} would use {len(fields)} distinct dataset fields; "

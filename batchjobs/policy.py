@@ -10,8 +10,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 POLICY_VERSION = "2012-10-17"
-READ_ACTIONS = ("s3:GetObject", "s3:ListBucket")
-WRITE_ACTIONS = ("s3:PutObject",)
 
 
 @lru_cache(maxsize=1024)

@@ -66,14 +66,14 @@ def reconcile(now=None) -> dict[str, int]:
 def _rejoin_stalled(stale_before) -> int:
     """A sharded job whose shards are all ACTIVE but that nobody joined (the join's worker died, or Redis lost
     the join) gets its join enqueued again."""
-    from batchjobs.tasks import enqueue_join
+    from batchjobs.tasks import enqueue_join, join_job_id
 
     stalled = BatchInferenceJob.objects.filter(
         status=Status.CREATE_IN_PROGRESS, shard_count__gt=0, heartbeat__lt=stale_before
     ).exclude(shards__status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_FAILED])
     count = 0
     for job in stalled:
-        if job.shards.count() == job.shard_count and not is_queued(BATCH_QUEUE, f"batchinferencejob-{job.pk}-join"):
+        if job.shards.count() == job.shard_count and not is_queued(BATCH_QUEUE, join_job_id(job)):
             log.warning("BatchInferenceJob %s: all shards done but not joined; enqueuing the join", job.pk)
             enqueue_join(job)
             count += 1

@@ -24,7 +24,7 @@ from batchjobs.models import (
     SolutionVersion,
     Status,
 )
-from batchjobs.queues import BATCH_QUEUE, enqueue
+from batchjobs.queues import BATCH_QUEUE, enqueue, is_queued
 from batchjobs.storage import artifact_path, object_storage
 from engine import datasets as engine_datasets
 from engine.artifacts import file_checksum, load_model, save_model
@@ -155,8 +155,7 @@ def _import(job: DatasetImportJob, lost: threading.Event) -> None:
             except engine_datasets.DatasetError as exc:
                 raise JobFailed(f"{uri}: {exc}") from None
     if job.import_mode == DatasetImportJob.ImportMode.INCREMENTAL and dataset.data_file:
-        with open(dataset.data_file, "rb") as fh:
-            parts.insert(0, _LOADERS[dataset.dataset_type](fh))
+        parts.insert(0, _load_dataset(dataset))
     data = parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
     path = artifact_path("datasets", str(dataset.pk), f"import-{job.pk}.npz")
     tmp = path.with_suffix(f".tmp-{job.attempts}")
@@ -392,7 +391,7 @@ _COPY_BLOCK = 4 << 20
 
 
 def _shard_lines() -> int:
-    return int(getattr(settings, "BATCH_SHARD_LINES", 250_000))
+    return settings.BATCH_SHARD_LINES
 
 
 def _next_line_start(storage, uri: str, pos: int, size: int) -> int:
@@ -456,8 +455,6 @@ def _split_into_shards(job, storage, inputs: list[str], sizes: list[int], lost: 
 
 
 def _enqueue_unfinished_shards(job) -> None:
-    from batchjobs.queues import is_queued
-
     for shard in job.shards.filter(status=Status.CREATE_PENDING):
         if not is_queued(BATCH_QUEUE, shard.rq_job_id):
             enqueue(BATCH_QUEUE, "batchjobs.tasks.run_batch_shard", shard.pk, shard.rq_job_id)
@@ -465,8 +462,12 @@ def _enqueue_unfinished_shards(job) -> None:
         enqueue_join(job)
 
 
+def join_job_id(job) -> str:
+    return f"{job._meta.model_name}-{job.pk}-join"
+
+
 def enqueue_join(job) -> None:
-    enqueue(BATCH_QUEUE, "batchjobs.tasks.join_batch_shards", job.pk, f"{job._meta.model_name}-{job.pk}-join")
+    enqueue(BATCH_QUEUE, "batchjobs.tasks.join_batch_shards", job.pk, join_job_id(job))
 
 
 def run_batch_shard(shard_pk: int) -> None:
@@ -485,7 +486,7 @@ def fail_job_for_shard(shard) -> None:
     with_db_retry(lambda: job.fail(shard.failure_reason or "A shard of the job failed."))
 
 
-def _sync_job_progress(shard, lost: threading.Event) -> None:
+def _sync_job_progress(shard) -> None:
     """The job's counters are the sums over its shards (one UPDATE, so concurrent shards never lose a count)."""
     sums = BatchShard.objects.filter(job=OuterRef("pk")).values("job")
     now = timezone.now()
@@ -512,11 +513,11 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
     exploration = validate_exploration_config(job.recipe, job.exploration_config)
     item_filter = _compiled_filter(job, model)
     _save_progress(shard, lost, lines_done=0, lines_failed=0)
-    _sync_job_progress(shard, lost)
+    _sync_job_progress(shard)
 
     def progress(lines, bad):
         _save_progress(shard, lost, lines_done=lines, lines_failed=bad)
-        _sync_job_progress(shard, lost)
+        _sync_job_progress(shard)
 
     try:
         with storage.open_range(shard.input_uri, shard.byte_start, shard.byte_end) as src, storage.atomic_writer(
@@ -549,7 +550,7 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
     )
     if not won:
         raise LostOwnership
-    _sync_job_progress(shard, lost)
+    _sync_job_progress(shard)
 
     def last_one() -> bool:
         with transaction.atomic():
