@@ -125,6 +125,13 @@ def solution_version_summary(version) -> dict:
 def solution(row) -> dict:
     latest = row.versions.order_by("-created", "-pk").first()
     return present(
+        **_solution_members(row),
+        latestSolutionVersion=solution_version_summary(latest) if latest else None,
+    )
+
+
+def _solution_members(row) -> dict:
+    return dict(
         name=row.name,
         solutionArn=row.arn,
         performHPO=row.perform_hpo,
@@ -136,13 +143,14 @@ def solution(row) -> dict:
         solutionConfig=row.solution_config,
         status=row.status,
         **_times(row),
-        latestSolutionVersion=solution_version_summary(latest) if latest else None,
     )
 
 
 def solution_summary(row) -> dict:
+    # Not solution(row): its latest version costs a query per row, and a summary leaves it out.
     return _pick(
-        solution(row), ("name", "solutionArn", "status", "creationDateTime", "lastUpdatedDateTime", "recipeArn")
+        present(**_solution_members(row)),
+        ("name", "solutionArn", "status", "creationDateTime", "lastUpdatedDateTime", "recipeArn"),
     )
 
 

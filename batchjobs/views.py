@@ -327,9 +327,8 @@ def elapsed_progress(resource, started_at, now=None, **counts) -> dict:
     }
 
 
-def _last_started(resource):
-    started = [t.at for t in resource.transitions.all() if t.status == Status.CREATE_IN_PROGRESS]
-    return max(started) if started else None
+def _last_started(transitions: list[StatusTransition]):
+    return max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,10 +382,6 @@ def titles_for_group(group: DatasetGroup) -> dict[str, str]:
 
 def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
-def _snake(name: str) -> str:
-    return _kebab(name).replace("-", "_")
 
 
 def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
@@ -451,7 +446,6 @@ def _cli_context(request, form, operation: str, spec: list[dict], hidden: set[st
     endpoint = request.build_absolute_uri("/api/personalize")
     params = _spec_params(form, spec, set(hidden)) if form is not None else {}
     return {
-        "operation": operation,
         "cli": cli_text(operation, params, endpoint),
         "boto3": boto3_text(operation, params, endpoint),
         "spec": {"operation": operation, "endpoint": endpoint, "fields": spec},
@@ -680,7 +674,7 @@ def import_job_detail(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     job = _get_import_job_for_user(request, group, pk)
     transitions = _transitions(job)
-    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    started = _last_started(transitions)
     return render(
         request,
         "batchjobs/import_job_detail.html",
@@ -841,7 +835,7 @@ def solution_version_detail(request, group_pk, pk):
     version = _get_version_for_user(request, group, pk)
     solution = version.solution
     transitions = _transitions(version)
-    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    started = _last_started(transitions)
     metrics = version.metrics_with_baseline()
     return render(
         request,
@@ -1083,7 +1077,7 @@ def job_detail(request, group_pk, pk):
             )
     version = job.solution_version
     transitions = _transitions(job)
-    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    started = _last_started(transitions)
     return render(
         request,
         "batchjobs/job_detail.html",
@@ -1092,7 +1086,7 @@ def job_detail(request, group_pk, pk):
             "job": job,
             "version": version,
             "recipe": _recipe_or_none(version.solution.recipe_arn),
-            "job_filter": _job_filter(job),
+            "job_filter": job.filter,
             "exploration": sorted(job.exploration_config.items()),
             "transitions": transitions,
             "progress": job_progress(job, started),
@@ -1114,10 +1108,6 @@ def _chosen_placeholders(form) -> str:
     chosen = str(form["filter"].value() or "")
     found = form.fields["filter"].queryset.filter(pk=int(chosen)).first() if chosen.isdigit() else None
     return ", ".join(found.placeholders) if found else ""
-
-
-def _job_filter(job) -> Filter | None:
-    return Filter.objects.filter(arn=job.filter_arn).first() if job.filter_arn else None
 
 
 def _safe_filename(uri: str) -> str:
@@ -1387,7 +1377,7 @@ def segment_job_detail(request, group_pk, pk):
             )
     version = job.solution_version
     transitions = _transitions(job)
-    started = max((t.at for t in transitions if t.status == Status.CREATE_IN_PROGRESS), default=None)
+    started = _last_started(transitions)
     return render(
         request,
         "batchjobs/segment_job_detail.html",
@@ -1396,7 +1386,7 @@ def segment_job_detail(request, group_pk, pk):
             "job": job,
             "version": version,
             "recipe": _recipe_or_none(version.solution.recipe_arn),
-            "job_filter": _job_filter(job),
+            "job_filter": job.filter,
             "transitions": transitions,
             "progress": job_progress(job, started),
             "errors": job.error_summary(),
@@ -1422,7 +1412,7 @@ def segment_job_download(request, group_pk, pk, index):
 # Live status, one payload shape for every asynchronous resource.
 
 
-def _status_payload(resource, **extra) -> dict:
+def _status_payload(resource, transitions: list[StatusTransition], **extra) -> dict:
     return {
         "status": resource.status,
         "status_label": Status(resource.status).label,
@@ -1431,7 +1421,7 @@ def _status_payload(resource, **extra) -> dict:
         "failure_reason": resource.failure_reason,
         "transitions": [
             {"status": t.status, "status_label": Status(t.status).label, "at": t.at.isoformat(), "message": t.message}
-            for t in resource.transitions.all()
+            for t in transitions
         ],
         **extra,
     }
@@ -1458,9 +1448,10 @@ def segment_job_status(request, group_pk, pk):
 
 
 def _job_status_response(job) -> JsonResponse:
-    progress = job_progress(job, _last_started(job))
+    transitions = _transitions(job)
+    progress = job_progress(job, _last_started(transitions))
     return _no_store(
-        _status_payload(job, lines_done=job.lines_done, lines_failed=job.lines_failed, progress=progress)
+        _status_payload(job, transitions, lines_done=job.lines_done, lines_failed=job.lines_failed, progress=progress)
     )
 
 
@@ -1508,16 +1499,18 @@ def _list_status(request, model, group: DatasetGroup) -> JsonResponse:
 @require_GET
 def import_job_status(request, group_pk, pk):
     job = _get_import_job_for_user(request, _get_group_for_user(request, group_pk), pk)
-    progress = elapsed_progress(job, _last_started(job), records_imported=job.records_imported)
-    return _no_store(_status_payload(job, records_imported=job.records_imported, progress=progress))
+    transitions = _transitions(job)
+    progress = elapsed_progress(job, _last_started(transitions), records_imported=job.records_imported)
+    return _no_store(_status_payload(job, transitions, records_imported=job.records_imported, progress=progress))
 
 
 @login_required
 @require_GET
 def solution_version_status(request, group_pk, pk):
     version = _get_version_for_user(request, _get_group_for_user(request, group_pk), pk)
-    progress = elapsed_progress(version, _last_started(version))
-    return _no_store(_status_payload(version, training_hours=version.training_hours, progress=progress))
+    transitions = _transitions(version)
+    progress = elapsed_progress(version, _last_started(transitions))
+    return _no_store(_status_payload(version, transitions, training_hours=version.training_hours, progress=progress))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -43,11 +43,6 @@ def status_badge(status: str):
 
 
 @register.filter
-def is_active_status(status: str) -> bool:
-    return status == Status.ACTIVE
-
-
-@register.filter
 def bool_label(value) -> str:
     return "Yes" if value else "No"
 
