@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from engine.datasets import MAX_ID_LENGTH
 from engine.filters import CompiledFilter, FilterValueError
 from engine.recipes.base import RecommenderModel
 from engine.recipes.item_affinity import segment_output_line, unknown_item_error
@@ -31,8 +32,6 @@ MAX_LINE_BYTES = 64 * 1024
 # Booleans in one filter mask block (lines x catalogue items).
 _MASK_BUDGET = 32_000_000
 ERROR_EXAMPLES_PER_KIND = 5
-#: Longest accepted id, as in the datasets.
-MAX_ID_LENGTH = 256
 #: GetPersonalizedRanking's cap on the ranked list, applied to batch ``itemList``.
 MAX_ITEM_LIST = 500
 # How much of an unparseable line is echoed back; the whole line could be 64 KiB of junk.

@@ -962,7 +962,6 @@ class CompiledFilter:
         *,
         item_ids,
         user_ids,
-        events,
         event_item_cols,
         event_user_rows,
         n_event_users,
@@ -976,7 +975,6 @@ class CompiledFilter:
         self.placeholders = expression.placeholders
         self.required_placeholders = expression.required_placeholders
         self._statements = statements
-        self._events = events
         self._event_item_cols = event_item_cols
         self._event_user_rows = event_user_rows
         self._n_event_users = n_event_users
@@ -1312,7 +1310,6 @@ def compile_filter(
         statements,
         item_ids=item_ids,
         user_ids=user_ids,
-        events=events,
         event_item_cols=event_item_cols,
         event_user_rows=event_user_rows,
         n_event_users=n_event_users,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.datasets import Interactions, Items, Users
+from engine.recipes.user_personalization import REPEAT_THRESHOLD
 
 __all__ = [
     "METRIC_NAMES",
@@ -46,9 +47,6 @@ TEST_USER_FRACTION = 0.1
 TRUTH_FRACTION = 0.1
 #: Items requested per held-out user.
 K = 25
-#: Below this share of repeated (user, item) events, a user's visible items are not counted as
-#: recommendations (they are not candidates for any model). Matches UserPersonalization.
-REPEAT_THRESHOLD = 0.05
 
 
 # --------------------------------------------------------------------------- per-list metrics

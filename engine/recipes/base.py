@@ -231,11 +231,8 @@ class RecommenderModel(ABC):
 
     # ------------------------------------------------------------------ shared inference
 
-    def _popular_lists(self, n: int, exclude: int = -1, allowed: np.ndarray | None = None) -> list[str]:
+    def _popular_lists(self, n: int, allowed: np.ndarray | None = None) -> list[str]:
         order = self.popular_order_ if allowed is None else self.popular_order_[allowed[self.popular_order_]]
-        if exclude >= 0:
-            order = order[: max(0, n) + 1]
-            return self.item_map_.ids[order[order != exclude][: max(0, n)]].tolist()
         return self.item_map_.ids[order[: max(0, n)]].tolist()
 
     def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:

@@ -37,7 +37,6 @@ from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import get_recipe
 
 __all__ = [
-    "SEGMENT_METRIC_NAMES",
     "ItemAffinity",
     "SegmentSplit",
     "active_user_segments",
@@ -58,7 +57,6 @@ _SCORE_BLOCK_ELEMENTS = 1 << 24
 SEGMENT_TRUTH_FRACTION = 0.2
 #: K of the segment metrics, as a share of all users.
 SEGMENT_K_FRACTION = 0.01
-SEGMENT_METRIC_NAMES = ("hit", "recall")
 
 
 def unknown_item_error(item_id: str) -> str:

@@ -213,11 +213,10 @@ class Sims(RecommenderModel):
         n = max(0, int(n))
         idx = self.item_map_.index(list(item_ids))
         ids = self.item_map_.ids
-        popular = self.popular_order_[: n + 1]
         out = []
         for i in idx:
             if i < 0:
-                out.append(ids[popular[:n]].tolist())
+                out.append(self._popular_lists(n))
                 continue
             near = self.neighbour_indices_[self.neighbour_indptr_[i] : self.neighbour_indptr_[i + 1]][:n]
             picked = near.astype(np.int64).tolist()

@@ -584,17 +584,6 @@ class UserPersonalization(RecommenderModel):
         c = self.seen_indices_[np.repeat(starts, lengths) + offsets]
         return r, c
 
-    @staticmethod
-    def _top_k(key: np.ndarray, k: int) -> np.ndarray:
-        """Indices of the k largest keys per row, descending, ties by item index."""
-        n_items = key.shape[1]
-        if k < n_items:
-            part = np.argpartition(-key, k - 1, axis=1)[:, :k]
-        else:
-            part = np.tile(np.arange(n_items), (len(key), 1))
-        vals = np.take_along_axis(key, part, axis=1)
-        order = np.lexsort((part, -vals), axis=1)
-        return np.take_along_axis(part, order, axis=1)
 
 
 def _log_sum_exp_rows(logits: np.ndarray) -> np.ndarray:
@@ -709,27 +698,21 @@ class HRNNMetadata(HRNN):
         # Categorical values: every column, values split on "|" as the service's categorical fields.
         tokens: dict[str, list[int]] = {}
         per_item: list[list[str]] = []
+        columns = [name for name in sorted(items.columns) if name != "CREATION_TIMESTAMP"]
         for k in range(len(items.item_ids)):
             values = []
-            for name in sorted(items.columns):
-                if name == "CREATION_TIMESTAMP":
-                    continue
+            for name in columns:
                 raw = str(items.columns[name][k] or "")
                 values += [f"{name}={v.strip().lower()}" for v in raw.split("|") if v.strip()]
             per_item.append(values)
             if idx[k] >= 0 and self.trained_items_[idx[k]]:
                 for v in values:
                     tokens.setdefault(v, []).append(int(idx[k]))
-        borrowed = False
         for k in cold:
             members = sorted({m for v in per_item[k] for m in tokens.get(v, ())})
             if members:
                 self.item_factors_[idx[k]] = self.item_factors_[members].mean(axis=0)
                 self.trained_items_[idx[k]] = True
-                borrowed = True
-        if borrowed:
-            self._scoring_cache = None
-            self._finish_common()
 
 
 class HRNNColdstart(UserPersonalization):
