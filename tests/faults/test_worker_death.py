@@ -16,7 +16,9 @@ from tests.helpers import read_output, start_worker, worker_env, write_lines
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 JOBS = 20
-LINES_PER_JOB = 10_000
+# Long enough that a job is still running when the test gets to kill its worker (a job of 10,000 lines
+# could finish between two polls once the hot path got faster).
+LINES_PER_JOB = 30_000
 
 
 def descendants(pid: int) -> list[int]:
