@@ -10,7 +10,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import BinaryIO
 
 import numpy as np
@@ -70,6 +70,10 @@ class Interactions:
 
     def __len__(self) -> int:
         return len(self.user_ids)
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """The events selected by a boolean mask (or index array), every column alike."""
+        return replace(self, **{f.name: getattr(self, f.name)[mask] for f in fields(self)})
 
     @classmethod
     def concat(cls, parts: Sequence[Interactions]) -> Interactions:

@@ -163,12 +163,6 @@ class HoldOut:
     exclude_seen: bool
 
 
-def _subset(interactions: Interactions, mask: np.ndarray) -> Interactions:
-    return dataclasses.replace(
-        interactions, **{f.name: getattr(interactions, f.name)[mask] for f in dataclasses.fields(interactions)}
-    )
-
-
 def holdout_split(interactions: Interactions, seed: int = 0) -> HoldOut:
     """Split like the service: 10% of users (at random, seeded), newest 10% of each one's events.
 
@@ -213,7 +207,7 @@ def holdout_split(interactions: Interactions, seed: int = 0) -> HoldOut:
     n_pairs = len(np.unique(inv.astype(np.int64) * (int(item_idx.max(initial=0)) + 1) + item_idx))
     repeat_fraction = 1.0 - n_pairs / n if n else 0.0
     return HoldOut(
-        train=_subset(interactions, keep),
+        train=interactions.subset(keep),
         users=uniq[test_users].tolist(),
         inputs=inputs,
         truths=truths,

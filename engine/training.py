@@ -1,6 +1,5 @@
 """What happens to interactions before a recipe sees them: event selection and the service's minimums."""
 
-import dataclasses
 
 import numpy as np
 
@@ -12,13 +11,6 @@ MIN_SHARE_OF_USERS_WITH_TWO = 0.01
 
 class TrainingDataError(ValueError):
     """The data cannot train a model; the message is the solution version's failureReason."""
-
-
-def _subset(interactions, mask: np.ndarray):
-    return dataclasses.replace(
-        interactions,
-        **{f.name: getattr(interactions, f.name)[mask] for f in dataclasses.fields(interactions)},
-    )
 
 
 def select_events(interactions, *, event_type: str | None = None, event_value_threshold=None):
@@ -36,7 +28,7 @@ def select_events(interactions, *, event_type: str | None = None, event_value_th
             ) from None
         # Events without a value cannot reach a threshold.
         mask &= np.nan_to_num(interactions.event_values, nan=-np.inf) >= threshold
-    return _subset(interactions, mask)
+    return interactions.subset(mask)
 
 
 def check_training_minimums(interactions) -> None:

@@ -254,3 +254,26 @@ class RecommenderModel(ABC):
         jitter = rng.random(len(eligible)) * 0.1
         bonus = np.where(eligible, 1.0 / (1.0 + self.item_counts_) + jitter, 0.0)
         return bonus
+
+
+def fit_als(model, conf) -> tuple[np.ndarray, np.ndarray, Any]:
+    """implicit's ALS on a user x item confidence matrix, with the model's ``hidden_dimension``,
+    ``regularization``, ``iterations`` and ``random_state``: user factors, item factors, the fitted ALS.
+
+    Single-threaded BLAS and one ALS thread keep sums in a fixed order, so two fits give identical
+    factors (and implicit does not warn about oversubscription).
+    """
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        als = AlternatingLeastSquares(
+            factors=int(model.hidden_dimension),
+            regularization=float(model.regularization),
+            alpha=1.0,
+            iterations=int(model.iterations),
+            num_threads=1,
+            random_state=int(model.random_state),
+        )
+        als.fit(conf, show_progress=False)
+    return np.asarray(als.user_factors), np.asarray(als.item_factors), als

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from engine.datasets import Interactions, Items, Users
 from engine.recipes._scoring import top_k_rows
-from engine.recipes.base import RecommenderModel
+from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
 
 __all__ = [
@@ -174,7 +174,7 @@ class ItemAffinity(RecommenderModel):
         w.sum_duplicates()
         conf = w.astype(np.float32)
         conf.data = (1.0 + self.confidence_scale * conf.data).astype(np.float32)
-        user_f, item_f = self._train_als(conf)
+        user_f, item_f, _ = fit_als(self, conf)
         self.user_factors_ = np.ascontiguousarray(user_f, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_f, dtype=np.float32)
         events = np.bincount(rows, minlength=n_users).astype(np.float64)
@@ -185,23 +185,6 @@ class ItemAffinity(RecommenderModel):
         self.seen_indices_ = seen.indices.astype(np.int64)
         self.trained_items_ = self.item_counts_ > 0
         return self
-
-    def _train_als(self, conf: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
-        # Single-threaded BLAS and one ALS thread keep sums in a fixed order: two fits are identical.
-        with threadpool_limits(1, "blas"):
-            als = AlternatingLeastSquares(
-                factors=int(self.hidden_dimension),
-                regularization=float(self.regularization),
-                alpha=1.0,
-                iterations=int(self.iterations),
-                num_threads=1,
-                random_state=int(self.random_state),
-            )
-            als.fit(conf, show_progress=False)
-        return np.asarray(als.user_factors), np.asarray(als.item_factors)
 
     # ------------------------------------------------------------------ inference
 
@@ -318,12 +301,6 @@ class SegmentSplit:
     n_users: int
 
 
-def _subset(interactions: Interactions, mask: np.ndarray) -> Interactions:
-    return dataclasses.replace(
-        interactions, **{f.name: getattr(interactions, f.name)[mask] for f in dataclasses.fields(interactions)}
-    )
-
-
 def segment_split(interactions: Interactions, truth_fraction: float = SEGMENT_TRUTH_FRACTION) -> SegmentSplit:
     """Split every user's interactions by time: oldest 80% train, newest 20% truth.
 
@@ -341,7 +318,7 @@ def segment_split(interactions: Interactions, truth_fraction: float = SEGMENT_TR
     m = counts[inv]
     n_truth = np.where(m >= 2, np.clip(np.floor(truth_fraction * m + 0.5), 1, m - 1), 0).astype(np.int64)
     is_truth = position >= m - n_truth
-    train = _subset(interactions, ~is_truth)
+    train = interactions.subset(~is_truth)
     train_pairs = set(zip(users[~is_truth].tolist(), items[~is_truth].tolist(), strict=True))
     train_items = set(items[~is_truth].tolist())
     truth: dict[str, set] = {}

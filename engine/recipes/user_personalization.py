@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
 from engine.recipes._scoring import row_exp_sums, scratch, top_k_rows
-from engine.recipes.base import RecommenderModel
+from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
 
 __all__ = ["HRNN", "HRNNColdstart", "HRNNMetadata", "PersonalizedRanking", "UserPersonalization"]
@@ -189,7 +189,7 @@ class UserPersonalization(RecommenderModel):
             train[:] = True
         train_idx = np.flatnonzero(train)
 
-        user_f, item_f, als = self._train_als(conf[train_idx])
+        user_f, item_f, als = fit_als(self, conf[train_idx])
         self.user_factors_ = np.zeros((n_users, item_f.shape[1]), dtype=np.float32)
         self.user_factors_[train_idx] = user_f
         dropped = np.flatnonzero(~train)
@@ -298,24 +298,6 @@ class UserPersonalization(RecommenderModel):
         # magnitude across datasets, while bptt already names an event horizon.
         weights[order] = 0.5 ** (newer / float(self.bptt))
         return weights
-
-    def _train_als(self, conf: sp.csr_matrix):
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
-        # Single-threaded BLAS avoids implicit's oversubscription warning and keeps sums in a
-        # fixed order, so two fits give identical factors.
-        with threadpool_limits(1, "blas"):
-            als = AlternatingLeastSquares(
-                factors=int(self.hidden_dimension),
-                regularization=float(self.regularization),
-                alpha=1.0,
-                iterations=int(self.iterations),
-                num_threads=1,
-                random_state=int(self.random_state),
-            )
-            als.fit(conf, show_progress=False)
-        return np.asarray(als.user_factors), np.asarray(als.item_factors), als
 
     def _fit_temperature(self, counts: sp.csr_matrix, train_idx: np.ndarray) -> float:
         """Maximum-likelihood scale of the logits on a sample of training users.
