@@ -118,15 +118,16 @@ class AsyncResource(models.Model):
     def _owned(self, queryset):
         return queryset if self._owned_attempt is None else queryset.filter(attempts=self._owned_attempt)
 
-    def transition(self, to: str, message: str = "", **fields) -> bool:
+    def transition(self, to: str, message: str = "", guard: dict | None = None, **fields) -> bool:
         """Move to status `to` if the row is still in one of its predecessors; report whether we won.
 
-        `fields` are saved in the same UPDATE (e.g. failure_reason). A second, racing transition
-        finds the status already changed, updates nothing and returns False.
+        `fields` are saved in the same UPDATE (e.g. failure_reason); `guard` adds conditions the row must
+        still meet. A second, racing transition finds the status already changed, updates nothing and
+        returns False.
         """
         now = timezone.now()
         with transaction.atomic():
-            rows = self._owned(type(self).objects.filter(pk=self.pk, status__in=PREDECESSORS[to]))
+            rows = self._owned(type(self).objects.filter(pk=self.pk, status__in=PREDECESSORS[to], **(guard or {})))
             won = rows.update(status=to, last_updated=now, **fields) == 1
             if won:
                 self.status, self.last_updated = to, now
@@ -148,8 +149,8 @@ class AsyncResource(models.Model):
     def succeed(self, message: str = "Completed.", **fields) -> bool:
         return self.transition(Status.ACTIVE, message, **fields)
 
-    def fail(self, reason: str, **fields) -> bool:
-        return self.transition(Status.CREATE_FAILED, reason, failure_reason=reason, **fields)
+    def fail(self, reason: str, guard: dict | None = None, **fields) -> bool:
+        return self.transition(Status.CREATE_FAILED, reason, guard, failure_reason=reason, **fields)
 
     def beat(self) -> bool:
         """Say the attempt's worker is alive; False once the attempt no longer owns the row."""
@@ -160,26 +161,16 @@ class AsyncResource(models.Model):
         """Called by the reconciler for an IN_PROGRESS row whose heartbeat is older than `stale_before`:
         back to CREATE PENDING for another attempt, or CREATE FAILED once attempts are used up. Returns
         the status entered, or None when the row moved on meanwhile (its worker was alive after all)."""
-        guard = {"heartbeat__lt": stale_before, "attempts": self.attempts}
-        now = timezone.now()
+        guard = {"status": Status.CREATE_IN_PROGRESS, "heartbeat__lt": stale_before, "attempts": self.attempts}
         if self.attempts >= max_attempts:
             reason = (
                 f"The worker running this stopped answering {self.attempts} times (last seen "
                 f"{self.heartbeat:%Y-%m-%d %H:%M:%S} UTC), so it was not retried again. Check the workers' "
                 "logs and memory limits, then create it again."
             )
-            to, message, fields = Status.CREATE_FAILED, reason, {"failure_reason": reason}
-        else:
-            to = Status.CREATE_PENDING
-            message = f"The worker stopped answering; retrying (attempt {self.attempts + 1} of {max_attempts})."
-            fields = {}
-        with transaction.atomic():
-            rows = type(self).objects.filter(pk=self.pk, status=Status.CREATE_IN_PROGRESS, **guard)
-            if rows.update(status=to, last_updated=now, **fields) != 1:
-                return None
-            self.status, self.last_updated = to, now
-            self._record(to, message)
-        return to
+            return Status.CREATE_FAILED if self.fail(reason, guard) else None
+        message = f"The worker stopped answering; retrying (attempt {self.attempts + 1} of {max_attempts})."
+        return Status.CREATE_PENDING if self.transition(Status.CREATE_PENDING, message, guard) else None
 
     def activate_now(self) -> None:
         """For resources the service creates in moments (dataset groups, datasets, solutions): walk the
