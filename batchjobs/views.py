@@ -872,8 +872,29 @@ def solution_version_detail(request, group_pk, pk):
 # Batch inference jobs
 
 
-def _job_list(request, group_pk, model, template: str, status_url: str, title: str):
+# The two kinds of batch job share their list and create pages: names, URL prefix and form id of each.
+_JOB_KINDS = {
+    BatchInferenceJob: ("Batch inference jobs", "job", "batch-job-form"),
+    BatchSegmentJob: ("Batch segment jobs", "segment_job", "batch-segment-job-form"),
+}
+
+
+def _job_kind(group, model) -> dict:
+    plural, url_prefix, form_id = _JOB_KINDS[model]
+    return {
+        "prefix": url_prefix,
+        "plural": plural,
+        "singular": plural[:-1].lower(),
+        "list_url": reverse(f"batchjobs:{url_prefix}_list", args=[group.pk]),
+        "create_url": reverse(f"batchjobs:{url_prefix}_create", args=[group.pk]),
+        "detail_url_name": f"batchjobs:{url_prefix}_detail",
+        "form_id": form_id,
+    }
+
+
+def _job_list(request, group_pk, model):
     group = _get_group_for_user(request, group_pk)
+    kind = _job_kind(group, model)
     jobs = model.objects.filter(solution_version__solution__dataset_group=group).select_related(
         "solution_version__solution"
     )
@@ -882,16 +903,16 @@ def _job_list(request, group_pk, model, template: str, status_url: str, title: s
     rows = [(job, job_progress(job, started.get(job.pk))) for job in page]
     return render(
         request,
-        template,
+        f"batchjobs/{kind['prefix']}_list.html",
         {
             "group": group,
             "jobs": rows,
             "page": page,
             "sorting": sorting,
-            "total_count": page.paginator.count,
             "live_ids": ",".join(str(job.pk) for job, _ in rows if not job.is_finished),
-            "status_url": reverse(status_url, args=[group.pk]),
-            "breadcrumbs": _crumbs(group, (title, None)),
+            "status_url": reverse(f"batchjobs:{kind['prefix']}_list_status", args=[group.pk]),
+            "breadcrumbs": _crumbs(group, (kind["plural"], None)),
+            "kind": kind,
         },
     )
 
@@ -899,10 +920,7 @@ def _job_list(request, group_pk, model, template: str, status_url: str, title: s
 @login_required
 @require_GET
 def job_list(request, group_pk):
-    return _job_list(
-        request, group_pk, BatchInferenceJob, "batchjobs/job_list.html", "batchjobs:job_list_status",
-        "Batch inference jobs",
-    )
+    return _job_list(request, group_pk, BatchInferenceJob)
 
 
 def _batch_job_cli_spec(form) -> list[dict]:
@@ -983,21 +1001,27 @@ def job_create(request, group_pk):
     ]
     chosen = str(form["solution"].value() or "")
     hidden = set() if chosen in {str(pk) for pk in form.exploration_solution_ids} else {"exploration-config"}
+    return _job_create_page(
+        request, group, BatchInferenceJob, form,
+        _cli_context(request, form, "create-batch-inference-job", spec, hidden),
+        source=source,
+        exploration_solution_ids=",".join(str(pk) for pk in form.exploration_solution_ids),
+    )
+
+
+def _job_create_page(request, group, model, form, cli: dict, **extra):
+    kind = _job_kind(group, model)
     return render(
         request,
-        "batchjobs/job_create.html",
+        f"batchjobs/{kind['prefix']}_create.html",
         {
             "group": group,
             "form": form,
-            "source": source,
-            "cli": _cli_context(request, form, "create-batch-inference-job", spec, hidden),
+            "cli": cli,
             "filter_placeholders": _chosen_placeholders(form),
-            "exploration_solution_ids": ",".join(str(pk) for pk in form.exploration_solution_ids),
-            "breadcrumbs": _crumbs(
-                group,
-                ("Batch inference jobs", reverse("batchjobs:job_list", args=[group.pk])),
-                ("Create batch inference job", None),
-            ),
+            "kind": kind,
+            "breadcrumbs": _crumbs(group, (kind["plural"], kind["list_url"]), (f"Create {kind['singular']}", None)),
+            **extra,
         },
     )
 
@@ -1311,10 +1335,7 @@ def filter_detail(request, group_pk, pk):
 @login_required
 @require_GET
 def segment_job_list(request, group_pk):
-    return _job_list(
-        request, group_pk, BatchSegmentJob, "batchjobs/segment_job_list.html", "batchjobs:segment_job_list_status",
-        "Batch segment jobs",
-    )
+    return _job_list(request, group_pk, BatchSegmentJob)
 
 
 @login_required
@@ -1342,20 +1363,8 @@ def segment_job_create(request, group_pk):
             messages.success(request, f"Batch segment job {job.job_name} created.")
             return redirect("batchjobs:segment_job_detail", group.pk, job.pk)
     spec = _batch_job_cli_spec(form)
-    return render(
-        request,
-        "batchjobs/segment_job_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": _cli_context(request, form, "create-batch-segment-job", spec),
-            "filter_placeholders": _chosen_placeholders(form),
-            "breadcrumbs": _crumbs(
-                group,
-                ("Batch segment jobs", reverse("batchjobs:segment_job_list", args=[group.pk])),
-                ("Create batch segment job", None),
-            ),
-        },
+    return _job_create_page(
+        request, group, BatchSegmentJob, form, _cli_context(request, form, "create-batch-segment-job", spec)
     )
 
 
