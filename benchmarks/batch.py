@@ -159,21 +159,31 @@ def main() -> None:
         settings.MAX_ACTIVE_BATCH_JOBS = 1000
         counter = iter(range(10**6))
 
-        def run_job(input_uri: str, wait_s: float = 3600) -> float:
-            job = BatchInferenceJob.create_validated(
-                job_name=f"bench-{next(counter)}", solution_version_arn=version.arn, input_path=input_uri,
-                output_path=f"s3://bench/out/{time.monotonic_ns()}/", role_arn=role.arn, num_results=args.num_results,
-            )
+        def run_jobs(input_uris: "list[str]", wait_s: float = 3600) -> None:
+            """Submit the jobs at once and wait for all of them."""
+            jobs = [
+                BatchInferenceJob.create_validated(
+                    job_name=f"bench-{next(counter)}", solution_version_arn=version.arn, input_path=uri,
+                    output_path=f"s3://bench/out/{time.monotonic_ns()}/", role_arn=role.arn,
+                    num_results=args.num_results,
+                )
+                for uri in input_uris
+            ]
             started = time.perf_counter()
-            while True:
-                job.refresh_from_db(fields=["status", "failure_reason"])
-                if job.status in (Status.ACTIVE, Status.CREATE_FAILED):
-                    break
-                if time.perf_counter() - started > wait_s:
-                    raise SystemExit(f"job {job.job_name} did not finish")
-                time.sleep(0.01)
-            if job.status != Status.ACTIVE:
-                raise SystemExit(f"job failed: {job.failure_reason}")
+            for job in jobs:
+                while True:
+                    job.refresh_from_db(fields=["status", "failure_reason"])
+                    if job.status in (Status.ACTIVE, Status.CREATE_FAILED):
+                        break
+                    if time.perf_counter() - started > wait_s:
+                        raise SystemExit(f"job {job.job_name} did not finish")
+                    time.sleep(0.01)
+                if job.status != Status.ACTIVE:
+                    raise SystemExit(f"job failed: {job.failure_reason}")
+
+        def run_job(input_uri: str) -> float:
+            started = time.perf_counter()
+            run_jobs([input_uri])
             return time.perf_counter() - started
 
         def start_workers(n: int, extra: dict) -> None:
@@ -213,9 +223,9 @@ def main() -> None:
             times = {}
             for n in (1, 2):
                 start_workers(n, one_thread)
-                run_job("s3://bench/in/small.json")  # Warm every worker's cache (a second job reaches the idle one).
-                if n == 2:
-                    run_job("s3://bench/in/small.json")
+                # One small job per worker, submitted together: each cold worker takes one while the
+                # other loads the model, so every worker's cache is warm before the timed job.
+                run_jobs(["s3://bench/in/small.json"] * n)
                 times[n] = run_job("s3://bench/in/scale.json")
                 stop_workers()
             speedup = times[1] / times[2]
