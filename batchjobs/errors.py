@@ -52,3 +52,7 @@ class AccessDeniedException(ServiceError):
 
 class JobFailed(Exception):
     """A job cannot complete; the message becomes its failureReason, so it must tell a person what to fix."""
+
+
+class RoleDenied(JobFailed):
+    """A role's policy does not allow an S3 action on a path (or there is no role to ask)."""

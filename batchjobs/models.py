@@ -13,7 +13,6 @@ import json
 import secrets
 import uuid
 from functools import cached_property
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
@@ -25,11 +24,12 @@ from django.utils import timezone
 from batchjobs import arns, policy, validation
 from batchjobs.errors import (
     InvalidInputException,
-    JobFailed,
     LimitExceededException,
     ResourceAlreadyExistsException,
     ResourceInUseException,
+    RoleDenied,
 )
+from batchjobs.processes import process_owner
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
 from engine.datasets import REQUIRED_COLUMNS
 from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
@@ -63,6 +63,10 @@ TERMINAL_STATUSES = (Status.ACTIVE, Status.CREATE_FAILED)
 UNFINISHED_STATUSES = (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS)
 
 
+#: What a batch job appends to an input's name to name its output, as the service does.
+OUTPUT_SUFFIX = ".out"
+
+
 class StatusTransition(models.Model):
     """One step of a resource's history: the status entered, when, and why."""
 
@@ -94,6 +98,9 @@ class AsyncResource(models.Model):
     # fenced on that number, so a worker presumed dead that wakes up cannot overwrite a retry's work.
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat = models.DateTimeField(null=True, blank=True)
+    # The process running the current attempt (batchjobs.processes.process_owner): a reconciler on the same
+    # machine sees at once that it died, without waiting for its heartbeat to go stale.
+    owner = models.CharField(max_length=200, blank=True)
 
     _owned_attempt: int | None = None
 
@@ -139,7 +146,11 @@ class AsyncResource(models.Model):
     def start(self) -> bool:
         """Take the row for a new attempt: CREATE PENDING -> CREATE IN_PROGRESS, or lose to whoever did."""
         won = self.transition(
-            Status.CREATE_IN_PROGRESS, "Started.", attempts=F("attempts") + 1, heartbeat=timezone.now()
+            Status.CREATE_IN_PROGRESS,
+            "Started.",
+            attempts=F("attempts") + 1,
+            heartbeat=timezone.now(),
+            owner=process_owner(),
         )
         if won:
             self.refresh_from_db(fields=["attempts"])
@@ -157,20 +168,37 @@ class AsyncResource(models.Model):
         rows = self._owned(type(self).objects.filter(pk=self.pk, status=Status.CREATE_IN_PROGRESS))
         return rows.update(heartbeat=timezone.now()) == 1
 
-    def retry_after_worker_loss(self, stale_before, max_attempts: int) -> str | None:
-        """Called by the reconciler for an IN_PROGRESS row whose heartbeat is older than `stale_before`:
-        back to CREATE PENDING for another attempt, or CREATE FAILED once attempts are used up. Returns
-        the status entered, or None when the row moved on meanwhile (its worker was alive after all)."""
-        guard = {"status": Status.CREATE_IN_PROGRESS, "heartbeat__lt": stale_before, "attempts": self.attempts}
+    def retry_after_worker_loss(self, max_attempts: int, *, stale_before=None, dead_owner: str = "") -> str | None:
+        """Called by the reconciler for an IN_PROGRESS row whose worker is lost: its heartbeat is older than
+        `stale_before`, or its owner process (`dead_owner`) is known to have died. Back to CREATE PENDING for
+        another attempt, or CREATE FAILED once attempts are used up. Returns the status entered, or None when
+        the row moved on meanwhile (its worker was alive after all)."""
+        guard = {"status": Status.CREATE_IN_PROGRESS, "attempts": self.attempts}
+        if dead_owner:
+            guard["owner"] = dead_owner
+            lost = f"The process running this ({dead_owner.rsplit('/', 2)[1]}) died"
+        else:
+            guard["heartbeat__lt"] = stale_before
+            lost = "The worker stopped answering"
         if self.attempts >= max_attempts:
             reason = (
-                f"The worker running this stopped answering {self.attempts} times (last seen "
-                f"{self.heartbeat:%Y-%m-%d %H:%M:%S} UTC), so it was not retried again. Check the workers' "
-                "logs and memory limits, then create it again."
+                f"{lost} {self.attempts} times (last seen {self.heartbeat:%Y-%m-%d %H:%M:%S} UTC), so it was not "
+                "retried again. Check the workers' logs and memory limits, then create it again."
             )
             return Status.CREATE_FAILED if self.fail(reason, guard) else None
-        message = f"The worker stopped answering; retrying (attempt {self.attempts + 1} of {max_attempts})."
+        message = f"{lost}; retrying (attempt {self.attempts + 1} of {max_attempts})."
         return Status.CREATE_PENDING if self.transition(Status.CREATE_PENDING, message, guard) else None
+
+    def note_requeued(self) -> bool:
+        """Record that a CREATE PENDING row was put on its queue again because the queue had lost it; the
+        history shows it, and lastUpdatedDateTime restarts the reconciler's grace period."""
+        now = timezone.now()
+        with transaction.atomic():
+            if type(self).objects.filter(pk=self.pk, status=Status.CREATE_PENDING).update(last_updated=now) != 1:
+                return False
+            self.last_updated = now
+            self._record(Status.CREATE_PENDING, "The queue had lost this; enqueued again.")
+        return True
 
     def activate_now(self) -> None:
         """For resources the service creates in moments (dataset groups, datasets, solutions): walk the
@@ -248,9 +276,9 @@ class Role(models.Model):
 
     def require(self, action: str, uri: str) -> None:
         if not self.allows(action, uri):
-            raise JobFailed(
+            raise RoleDenied(
                 f"Insufficient privileges for accessing data in Amazon S3: the role {self.arn} is not "
-                f"allowed {action} on {uri}. Add that path to the role's policy and create the job again."
+                f"allowed {action} on {uri}. Add that path to the role's policy and try again."
             )
 
 
@@ -453,6 +481,13 @@ class DatasetImportJob(AsyncResource):
             raise InvalidInputException(
                 "An INCREMENTAL import needs data from an earlier FULL import; import with FULL first.",
                 field="importMode",
+            )
+        if role is None:
+            raise InvalidInputException(
+                f"roleArn is missing: an import reads {data_location} through an IAM service role, and neither the "
+                f"request nor the dataset group {dataset.dataset_group.name} gives one. Pass the ARN of a role "
+                "whose policy allows s3:ListBucket and s3:GetObject on that path.",
+                field="roleArn",
             )
         tags = validation.check_tags(tags)
         with transaction.atomic():
@@ -761,11 +796,13 @@ class BatchJob(AsyncResource):
         return [{"kind": kind, "count": count, "examples": examples.get(kind, [])} for kind, count in ordered]
 
     def output_uri_for(self, input_uri: str) -> str:
-        """`<output prefix>/<input file name>.out`, as the service names outputs."""
-        name = PurePosixPath(parse_s3_uri(input_uri)[1]).name
-        return self.output_path.rstrip("/") + "/" + name + ".out"
-
-
+        """`<output prefix>/<input path>.out`, the input's path taken from the input path's folder on: a flat
+        folder gives the service's `<output>/<input file name>.out`, and inputs in nested folders
+        (`a/users.json`, `b/users.json`) keep their folders, so that no two inputs share an output."""
+        folder = parse_s3_uri(self.input_path)[1].rpartition("/")[0]
+        key = parse_s3_uri(input_uri)[1]
+        relative = key.removeprefix(folder + "/") if folder else key
+        return self.output_path.rstrip("/") + "/" + relative + OUTPUT_SUFFIX
 
 
 class BatchInferenceJob(BatchJob):

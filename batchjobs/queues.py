@@ -9,15 +9,12 @@ import logging
 import django_rq
 from django.db import transaction
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.utils import as_text
 
 BATCH_QUEUE = "batch"
 TRAINING_QUEUE = "training"
 
 log = logging.getLogger(__name__)
-
-_WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def enqueue(queue_name: str, func_path: str, pk: int, job_id: str) -> bool:
@@ -34,13 +31,19 @@ def enqueue_on_commit(queue_name: str, func_path: str, pk: int, job_id: str) -> 
     transaction.on_commit(lambda: enqueue(queue_name, func_path, pk, job_id))
 
 
-def is_queued(queue_name: str, job_id: str) -> bool:
-    """Whether RQ still holds this job waiting to run.
+def waiting_job_ids(queue_name: str) -> set[str]:
+    """The ids of the jobs waiting on a queue: in its list, or scheduled or deferred in its registries.
 
-    A job RQ reports as started does not count: this is asked about rows still CREATE PENDING, and a live
-    worker moves its row to IN_PROGRESS the moment it starts, so a "started" job whose row is still
-    pending was taken by a worker that died before it began (RQ notices that only much later)."""
-    try:
-        return Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).get_status() in _WAITING_STATUSES
-    except NoSuchJobError:
-        return False
+    RQ's own job status is not enough: a job handed to a client that died before reading it (a killed
+    worker, or a connection a dead worker left open) still says "queued" while no list holds it."""
+    queue = django_rq.get_queue(queue_name)
+    connection = queue.connection
+    waiting = {as_text(job_id) for job_id in connection.lrange(queue.key, 0, -1)}
+    for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
+        waiting.update(registry.get_job_ids(cleanup=False))
+    return waiting
+
+
+def is_queued(queue_name: str, job_id: str) -> bool:
+    """Whether this job waits on its queue (see waiting_job_ids)."""
+    return job_id in waiting_job_ids(queue_name)

@@ -1,6 +1,7 @@
 """Finds work that nobody is doing and puts it back on the queue, so nothing stays IN_PROGRESS (or
-PENDING) forever: a row whose worker stopped beating is retried or, after MAX_ATTEMPTS, failed; a
-PENDING row that the queue lost (Redis restarted or was down at submit) is enqueued again."""
+PENDING) forever: a row whose worker died (its process is gone from this machine, or its heartbeat went
+stale) is retried or, after MAX_ATTEMPTS, failed; a PENDING row that no queue holds (Redis restarted, was
+down at submit, or handed the job to a worker that died before starting it) is enqueued again."""
 
 import logging
 from datetime import timedelta
@@ -16,7 +17,8 @@ from batchjobs.models import (
     SolutionVersion,
     Status,
 )
-from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue, is_queued
+from batchjobs.processes import owner_is_gone
+from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue, is_queued, waiting_job_ids
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,27 @@ def _unfinished(model, status, **filters):
     return rows.filter(shard_count=0) if model is BatchInferenceJob else rows
 
 
+# Ids of CREATE PENDING jobs this process saw missing from every queue in its last round. A job is enqueued
+# again only when a later round still finds it missing: a worker that just took a job from its queue has a
+# moment before it marks the row IN_PROGRESS, and that moment must not look like a lost job.
+_seen_missing: set[str] = set()
+
+
 def reconcile(now=None) -> dict[str, int]:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
     pending_before = now - timedelta(seconds=settings.PENDING_REQUEUE_AFTER_S)
     counts = {"retried": 0, "failed": 0, "requeued": 0}
+    waiting = {queue: waiting_job_ids(queue) for queue in {queue for _, queue, _ in WORKER_RESOURCES}}
+    missing = set()
     for model, queue, task in WORKER_RESOURCES:
-        for row in _unfinished(model, Status.CREATE_IN_PROGRESS, heartbeat__lt=stale_before):
-            entered = row.retry_after_worker_loss(stale_before, settings.MAX_ATTEMPTS)
+        for row in _unfinished(model, Status.CREATE_IN_PROGRESS):
+            if row.owner and owner_is_gone(row.owner):
+                entered = row.retry_after_worker_loss(settings.MAX_ATTEMPTS, dead_owner=row.owner)
+            elif row.heartbeat is None or row.heartbeat < stale_before:
+                entered = row.retry_after_worker_loss(settings.MAX_ATTEMPTS, stale_before=stale_before)
+            else:
+                continue
             if entered == Status.CREATE_PENDING:
                 log.warning("%s %s lost its worker; retrying as %s", model.__name__, row.pk, row.rq_job_id)
                 enqueue(queue, task, row.pk, row.rq_job_id)
@@ -54,11 +69,17 @@ def reconcile(now=None) -> dict[str, int]:
                     from batchjobs.tasks import fail_job_for_shard
 
                     fail_job_for_shard(row)
-        for row in _unfinished(model, Status.CREATE_PENDING, last_updated__lt=pending_before):
-            if not is_queued(queue, row.rq_job_id):
-                log.warning("%s %s was not on the queue; enqueuing %s", model.__name__, row.pk, row.rq_job_id)
-                enqueue(queue, task, row.pk, row.rq_job_id)
+        for row in _unfinished(model, Status.CREATE_PENDING):
+            job_id = row.rq_job_id
+            if job_id in waiting[queue]:
+                continue
+            missing.add(job_id)
+            if job_id in _seen_missing and row.last_updated < pending_before and row.note_requeued():
+                log.warning("%s %s was on no queue; enqueuing %s", model.__name__, row.pk, job_id)
+                enqueue(queue, task, row.pk, job_id)
                 counts["requeued"] += 1
+    _seen_missing.clear()
+    _seen_missing.update(missing)
     counts["requeued"] += _rejoin_stalled(stale_before)
     return counts
 

@@ -13,7 +13,23 @@ from batchjobs.queues import is_queued
 from batchjobs.reconciler import reconcile
 from tests.helpers import read_output, run_queued_jobs, write_lines
 
-pytestmark = pytest.mark.usefixtures("flush_queues")
+pytestmark = pytest.mark.usefixtures("flush_queues", "fresh_reconciler")
+
+
+@pytest.fixture
+def fresh_reconciler():
+    from batchjobs import reconciler
+
+    reconciler._seen_missing.clear()
+    yield
+    reconciler._seen_missing.clear()
+
+
+def reconcile_twice() -> dict[str, int]:
+    """Two reconciler rounds: a job is enqueued again only when a second round still finds it on no queue."""
+    first = reconcile()
+    second = reconcile()
+    return {key: first[key] + second[key] for key in first}
 
 
 @pytest.fixture
@@ -92,6 +108,7 @@ def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
     redis.Redis.from_url(redis_url).flushdb()  # Redis restarted and forgot the queue
     assert not is_queued("batch", job.rq_job_id)
     BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
     assert reconcile()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
@@ -179,6 +196,7 @@ def test_a_submit_while_redis_is_down_leaves_the_job_for_the_reconciler(
     assert len(callbacks) == 1  # the enqueue ran, met the outage, and did not raise into the request
     assert job.status == Status.CREATE_PENDING and not is_queued("batch", job.rq_job_id)
     BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
     assert reconcile()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
@@ -197,7 +215,76 @@ def test_a_pending_job_taken_by_a_worker_that_died_before_starting_it_is_enqueue
     django_rq.get_queue("batch").remove(rq_job)
     rq_job.set_status(JobStatus.STARTED)
     BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
     assert reconcile()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
     assert job.status == Status.ACTIVE
+
+
+def test_a_job_handed_to_a_connection_nobody_reads_is_enqueued_again(job, redis_url):
+    """A dead worker's connection, kept open by something it left behind, took the job: RQ's hash still says
+    queued, but no list holds it. The reconciler looks at the lists, not at the hash."""
+    import django_rq
+    import redis
+    from rq.job import Job, JobStatus
+
+    from batchjobs.queues import enqueue
+
+    enqueue("batch", "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
+    swallower = redis.Redis.from_url(redis_url)
+    assert swallower.blpop([django_rq.get_queue("batch").key], timeout=1) is not None
+    assert Job.fetch(job.rq_job_id, connection=django_rq.get_connection("batch")).get_status() == JobStatus.QUEUED
+    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile_twice()["requeued"] == 1
+    job.refresh_from_db()
+    assert job.transitions.last().message == "The queue had lost this; enqueued again."
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE and job.attempts == 1
+
+
+def test_a_pending_job_a_worker_just_took_is_left_to_it(job):
+    """Between taking a job from its queue and starting it, a worker holds a job no list shows; one round's
+    look must not enqueue it twice."""
+    import django_rq
+
+    from batchjobs.queues import enqueue
+
+    enqueue("batch", "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
+    django_rq.get_connection("batch").lpop(django_rq.get_queue("batch").key)
+    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
+    assert reconcile()["requeued"] == 0
+    assert job.start()  # the worker gets to it
+    assert reconcile()["requeued"] == 0
+
+
+def dead_process_owner() -> str:
+    import subprocess
+
+    from batchjobs.processes import process_owner
+
+    process = subprocess.Popen(["sleep", "30"])
+    owner = process_owner(process.pid)
+    process.kill()
+    process.wait()
+    return owner
+
+
+def test_a_job_whose_process_died_on_this_machine_is_retried_at_once(job):
+    """No need to wait for the heartbeat to go stale when the owner process is known to be gone."""
+    assert job.start()
+    BatchInferenceJob.objects.filter(pk=job.pk).update(owner=dead_process_owner())
+    assert reconcile()["retried"] == 1
+    job.refresh_from_db()
+    assert job.status == Status.CREATE_PENDING
+    assert "died; retrying (attempt 2 of 3)" in job.transitions.last().message
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
+
+
+def test_a_job_owned_by_another_machine_waits_for_its_heartbeat(job):
+    assert job.start()
+    BatchInferenceJob.objects.filter(pk=job.pk).update(owner="elsewhere#1/12345/678")
+    assert reconcile()["retried"] == 0

