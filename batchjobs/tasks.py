@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from batchjobs.errors import JobFailed
 from batchjobs.models import (
+    OUTPUT_SUFFIX,
     BatchInferenceJob,
     BatchSegmentJob,
     BatchShard,
@@ -25,7 +26,7 @@ from batchjobs.models import (
     Status,
 )
 from batchjobs.queues import BATCH_QUEUE, enqueue, is_queued
-from batchjobs.storage import artifact_path, object_storage
+from batchjobs.storage import RoleStorage, artifact_path, role_storage
 from engine import datasets as engine_datasets
 from engine.artifacts import file_checksum, load_model, save_model
 from engine.batch import iter_lines, run_batch
@@ -123,14 +124,11 @@ def _save_progress(resource, lost: threading.Event, **counts) -> None:
         raise LostOwnership
 
 
-def _input_objects(storage, location: str, role, *, exclude_prefix: str = "") -> list[str]:
-    """The objects a job reads: one object, or every object under a prefix, after the role check."""
-    if role is not None:
-        role.require("s3:ListBucket", location)
-    uris = [uri for uri in storage.list(location) if not (exclude_prefix and uri.startswith(exclude_prefix))]
-    if role is not None:
-        for uri in uris:
-            role.require("s3:GetObject", uri)
+def _input_objects(storage: RoleStorage, location: str, *, skip=lambda uri: False) -> list[str]:
+    """The objects a job reads: one object, or every object under a prefix, each one readable by the role."""
+    uris = [uri for uri in storage.list(location) if not skip(uri)]
+    for uri in uris:
+        storage.require("s3:GetObject", uri)
     return uris
 
 
@@ -142,8 +140,8 @@ def import_dataset(job_pk: int) -> None:
 
 def _import(job: DatasetImportJob, lost: threading.Event) -> None:
     dataset = job.dataset
-    storage = object_storage()
-    uris = _input_objects(storage, job.data_location, job.role)
+    storage = role_storage(job.role, for_what="A dataset import job")
+    uris = _input_objects(storage, job.data_location)
     if not uris:
         raise JobFailed(f"Invalid Data location. There is no file at {job.data_location}.")
     read, save = _READERS[dataset.dataset_type]
@@ -295,10 +293,13 @@ def _chunk_size(job) -> int:
 
 
 def _run_batch(job, lost: threading.Event) -> None:
-    storage = object_storage()
+    storage = role_storage(job.role, for_what="A batch job")
     bucket, key = parse_s3_uri(job.output_path)
     output_prefix = f"s3://{bucket}/{key.rstrip('/')}/" if key else f"s3://{bucket}/"
-    inputs = _input_objects(storage, job.input_path, job.role, exclude_prefix=output_prefix)
+    # The input may hold the output folder (the bucket's root, say): what this job writes there is no input.
+    inputs = _input_objects(
+        storage, job.input_path, skip=lambda uri: uri.startswith(output_prefix) and uri.endswith(OUTPUT_SUFFIX)
+    )
     if not inputs:
         raise JobFailed(f"Invalid S3 input path: there are no input files under {job.input_path}.")
     if len(inputs) > MAX_INPUT_FILES:
@@ -307,7 +308,7 @@ def _run_batch(job, lost: threading.Event) -> None:
     if sum(sizes) > MAX_INPUT_BYTES:
         raise JobFailed(f"The input is {sum(sizes)} bytes; a job reads at most 1 GB. Split it over several jobs.")
     for uri in inputs:
-        job.role.require("s3:PutObject", job.output_uri_for(uri))
+        storage.require("s3:PutObject", job.output_uri_for(uri))
 
     # A retried attempt keeps the files an earlier attempt finished: their outputs are published whole.
     results = [r for r in job.file_results if r["input"] in inputs]
@@ -508,7 +509,7 @@ def _run_shard(shard: BatchShard, lost: threading.Event) -> None:
     job = shard.job
     if job.status != Status.CREATE_IN_PROGRESS:
         raise JobFailed("The batch inference job ended before this shard started.")
-    storage = object_storage()
+    storage = role_storage(job.role, for_what="A batch job")
     model = _cached_model(job.solution_version)
     exploration = validate_exploration_config(job.recipe, job.exploration_config)
     item_filter = _compiled_filter(job, model)
@@ -575,8 +576,8 @@ def join_batch_shards(job_pk: int) -> None:
     shards = list(job.shards.order_by("index"))
     if len(shards) != job.shard_count or any(s.status != Status.ACTIVE for s in shards):
         return
-    storage = object_storage()
     try:
+        storage = role_storage(job.role, for_what="A batch job")
         results = _join(job, shards, storage)
     except Exception as exc:
         log.exception("Joining the shards of batch inference job %s failed", job.pk)
@@ -595,7 +596,7 @@ def join_batch_shards(job_pk: int) -> None:
     )
     if won:
         for shard in shards:
-            storage.delete(shard.output_uri)
+            storage.delete_temporary(shard.output_uri)
 
 
 def _join(job, shards, storage) -> list[dict]:
@@ -608,7 +609,7 @@ def _join(job, shards, storage) -> list[dict]:
         out_uri = job.output_uri_for(uri)
         with storage.atomic_writer(out_uri) as out:
             for shard in parts:
-                with storage.open_read(shard.output_uri) as src:
+                with storage.open_temporary(shard.output_uri) as src:
                     while block := src.read(_COPY_BLOCK):
                         out.write(block)
                 # A long join keeps the job's heartbeat fresh, so the reconciler does not start another.

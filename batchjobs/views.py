@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
@@ -26,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batchjobs import arns, charts
-from batchjobs.errors import ServiceError
+from batchjobs.errors import RoleDenied, ServiceError
 from batchjobs.forms import (
     FILTER_EXAMPLES,
     BatchInferenceJobForm,
@@ -55,7 +56,7 @@ from batchjobs.models import (
     Status,
     StatusTransition,
 )
-from batchjobs.storage import object_storage
+from batchjobs.storage import role_storage
 from engine import datasets as engine_datasets
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
 from engine.storage import StorageError
@@ -233,9 +234,9 @@ def _average_line_bytes(job: BatchInferenceJob) -> float | None:
     key = (job._meta.model_name, job.pk, job.input_files[0])
     if key not in _AVG_LINE_BYTES:
         try:
-            with object_storage().open_read(job.input_files[0]) as handle:
+            with role_storage(job.role).open_read(job.input_files[0]) as handle:
                 sample = handle.read(SAMPLE_BYTES)
-        except (StorageError, OSError):
+        except (StorageError, OSError, RoleDenied):
             return None
         lines = sample.count(b"\n") + (0 if sample.endswith(b"\n") or not sample else 1)
         if not lines:
@@ -1040,13 +1041,14 @@ def _item_cells(items: list, scores: list | None, titles: dict[str, str]) -> lis
     return cells
 
 
-def _preview(uri: str, titles: dict[str, str] | None = None) -> dict:
+def _preview(job, uri: str, titles: dict[str, str] | None = None) -> dict:
     """The first lines of an output file as table rows: the input, the recommended items (with their
-    titles from the Items dataset), scores and error. Lines that are not JSON show as raw text."""
+    titles from the Items dataset), scores and error. Lines that are not JSON show as raw text. Read as the
+    job's role reads."""
     titles = titles or {}
     rows, error = [], ""
     try:
-        with object_storage().open_read(uri) as handle:
+        with role_storage(job.role).open_read(uri) as handle:
             for number, raw in enumerate(handle, start=1):
                 if len(rows) >= PREVIEW_LINES:
                     break
@@ -1077,7 +1079,7 @@ def _preview(uri: str, titles: dict[str, str] | None = None) -> dict:
                 row["has_scores"] = isinstance(output.get("scores"), list)
                 row["error"] = line.get("error") or ""
                 rows.append(row)
-    except (StorageError, OSError) as exc:
+    except (StorageError, OSError, RoleDenied) as exc:
         error = f"The file could not be read: {exc}"
     return {"uri": uri, "rows": rows, "error": error}
 
@@ -1096,7 +1098,7 @@ def job_detail(request, group_pk, pk):
                 {
                     "uri": uri,
                     "url": reverse("batchjobs:job_download", args=[group.pk, job.pk, index]),
-                    "preview": _preview(uri, titles) if index < PREVIEW_FILES and allowed else None,
+                    "preview": _preview(job, uri, titles) if index < PREVIEW_FILES and allowed else None,
                 }
             )
     version = job.solution_version
@@ -1153,7 +1155,9 @@ def _output_download(job, index: int) -> FileResponse:
         raise Http404("No such output file.")
     uri = job.output_files[index]
     try:
-        handle = object_storage().open_read(uri)
+        handle = role_storage(job.role).open_read(uri)
+    except RoleDenied as exc:
+        raise PermissionDenied(str(exc)) from None
     except (StorageError, OSError):
         raise Http404("The output file is no longer there.") from None
     return FileResponse(handle, as_attachment=True, filename=_safe_filename(uri), content_type="application/json")
@@ -1162,9 +1166,8 @@ def _output_download(job, index: int) -> FileResponse:
 _OK_LINE_END = b',"error":null}'
 
 
-def iter_failed_lines(uris):
+def iter_failed_lines(storage, uris):
     """The output lines whose "error" is not null, streamed file by file, one line in memory at a time."""
-    storage = object_storage()
     for uri in uris:
         try:
             handle = storage.open_read(uri)
@@ -1195,15 +1198,28 @@ def _failed_outputs(job: BatchInferenceJob) -> list[str]:
 def job_failed_download(request, group_pk, pk):
     job = _get_job_for_user(request, _get_group_for_user(request, group_pk), pk)
     uris = _failed_outputs(job)
+    storage = role_storage(job.role)
+    try:
+        for uri in uris:
+            storage.require("s3:GetObject", uri)
+    except RoleDenied as exc:
+        raise PermissionDenied(str(exc)) from None
     response = StreamingHttpResponse(
-        (raw for _, raw in iter_failed_lines(uris)), content_type="application/json"
+        (raw for _, raw in iter_failed_lines(storage, uris)), content_type="application/json"
     )
     response["Content-Disposition"] = f'attachment; filename="{_safe_filename(job.job_name)}-failed-lines.out"'
     return response
 
 
-def failed_inputs_uri(job: BatchInferenceJob) -> str:
-    return job.output_path.rstrip("/") + f"/{job.job_name}-failed-inputs.json"
+def failed_inputs_uri(job: BatchInferenceJob, taken=lambda uri: False) -> str:
+    """Where "Re-run failed lines" writes the failed lines' inputs: beside the outputs, under a name that
+    `taken` does not refuse (an existing object is never overwritten)."""
+    base = job.output_path.rstrip("/") + f"/{job.job_name}-failed-inputs"
+    for number in range(1, 1000):
+        uri = f"{base}.json" if number == 1 else f"{base}-{number}.json"
+        if not taken(uri):
+            return uri
+    raise StorageError(f"there are already 999 files named {base}*.json; remove some and try again")
 
 
 @login_required
@@ -1213,17 +1229,22 @@ def job_rerun_failed(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     job = _get_job_for_user(request, group, pk)
     uris = _failed_outputs(job)
-    target = failed_inputs_uri(job)
     written = skipped = 0
+    target = failed_inputs_uri(job)
     try:
-        with object_storage().atomic_writer(target) as out:
-            for line, _ in iter_failed_lines(uris):
+        storage = role_storage(job.role)
+        target = failed_inputs_uri(job, taken=storage.exists)
+        with storage.atomic_writer(target) as out:
+            for line, _ in iter_failed_lines(storage, uris):
                 query = line.get("input")
                 if isinstance(query, dict):
                     out.write(json.dumps(query, ensure_ascii=False).encode("utf-8") + b"\n")
                     written += 1
                 else:
                     skipped += 1
+    except RoleDenied as exc:
+        messages.error(request, f"The failed lines were not re-run: {exc}")
+        return redirect("batchjobs:job_detail", group.pk, job.pk)
     except (StorageError, OSError) as exc:
         messages.error(request, f"The failed lines' inputs could not be written to {target}: {exc}")
         return redirect("batchjobs:job_detail", group.pk, job.pk)
@@ -1381,7 +1402,7 @@ def segment_job_detail(request, group_pk, pk):
                 {
                     "uri": uri,
                     "url": reverse("batchjobs:segment_job_download", args=[group.pk, job.pk, index]),
-                    "preview": _preview(uri) if index < PREVIEW_FILES and allowed else None,
+                    "preview": _preview(job, uri) if index < PREVIEW_FILES and allowed else None,
                 }
             )
     version = job.solution_version

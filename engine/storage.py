@@ -175,9 +175,10 @@ class Storage(ABC):
 class LocalStorage(Storage):
     """Storage on the local disk: ``s3://bucket/key`` is the file ``root/bucket/key``.
 
-    Keys can never reach outside ``root``: ``..`` and ``.`` segments, absolute keys, empty
+    Keys can never reach outside their bucket: ``..`` and ``.`` segments, absolute keys, empty
     segments and NUL bytes are refused, and the resolved path (following symlinks) must stay
-    below the resolved root. Percent signs are ordinary characters; nothing is URL-decoded.
+    below the bucket's own folder, so that a role's policy on one bucket cannot be dodged through a
+    link into another. Percent signs are ordinary characters; nothing is URL-decoded.
 
     Parameters
     ----------
@@ -190,21 +191,24 @@ class LocalStorage(Storage):
         self.root.mkdir(parents=True, exist_ok=True)
         self._real_root = self.root.resolve()
 
-    def _check_inside(self, path: Path, uri: str) -> Path:
+    def _check_inside(self, path: Path, uri: str, bucket: str) -> Path:
+        """The real path of `path`, which must lie inside the bucket's own folder: a symlink may point
+        elsewhere in the same bucket, never into another bucket or out of the root."""
         real = path.resolve()
-        if real != self._real_root and self._real_root not in real.parents:
-            raise PathEscapesRoot(f"Path escapes the storage root: {uri!r}")
+        bucket_dir = self._real_root / bucket
+        if real != bucket_dir and bucket_dir not in real.parents:
+            raise PathEscapesRoot(f"Path escapes its bucket: {uri!r}")
         return real
 
     def _bucket_dir(self, bucket: str, uri: str) -> Path:
-        return self._check_inside(self.root / bucket, uri)
+        return self._check_inside(self.root / bucket, uri, bucket)
 
     def _path(self, uri: str) -> Path:
         bucket, key = parse_s3_uri(uri)
         self._check_key(key, uri)
         if not key or key.endswith("/"):
             raise StorageError(f"Not an object key: {uri!r}")
-        return self._check_inside(self.root / bucket / key, uri)
+        return self._check_inside(self.root / bucket / key, uri, bucket)
 
     @staticmethod
     def _check_key(key: str, uri: str) -> None:
@@ -232,7 +236,7 @@ class LocalStorage(Storage):
         start = bucket_dir / start_rel if start_rel else bucket_dir
         if not start.is_dir():
             return []
-        self._check_inside(start, prefix_uri)
+        self._check_inside(start, prefix_uri, bucket)
         keys = []
         for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
             rel_dir = os.path.relpath(dirpath, bucket_dir)
@@ -250,7 +254,7 @@ class LocalStorage(Storage):
                 full = Path(dirpath) / name
                 if full.is_symlink():
                     try:
-                        self._check_inside(full, prefix_uri)
+                        self._check_inside(full, prefix_uri, bucket)
                     except PathEscapesRoot:
                         continue
                     if not full.is_file():
@@ -285,7 +289,7 @@ class LocalStorage(Storage):
         path = self._path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         # mkdir may have walked through a symlinked directory created meanwhile; re-check.
-        self._check_inside(path.parent, uri)
+        self._check_inside(path.parent, uri, parse_s3_uri(uri)[0])
         # The temp file sits beside the target so os.replace is a same-filesystem rename,
         # which is atomic: readers see the old object or the new one, never a mix.
         fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)

@@ -88,7 +88,7 @@ def test_training_on_too_little_data_fails_with_the_minimum(demo_world, settings
     storage.write_bytes("s3://bucket/tiny.csv", b"USER_ID,ITEM_ID,TIMESTAMP\nu1,i1,1\nu2,i1,2\n")
     dataset = demo_world["group"].dataset("INTERACTIONS")
     job = DatasetImportJob.objects.create(
-        job_name="tiny", dataset=dataset, data_location="s3://bucket/tiny.csv"
+        job_name="tiny", dataset=dataset, data_location="s3://bucket/tiny.csv", role=demo_world["role"]
     )
     tasks.import_dataset(job.pk)
     solution = Solution.create_validated(

@@ -35,7 +35,8 @@ def make_group(name: str = "movies") -> DatasetGroup:
 
 
 def make_role(name: str = "batch-role") -> Role:
-    return Role.create_with_prefixes(name, read=["s3://bucket/in/"], write=["s3://bucket/out/"])
+    # Reads its outputs too, as the roles AWS's Personalize guides create do: the console previews them as the role.
+    return Role.create_with_prefixes(name, read=["s3://bucket/in/", "s3://bucket/out/"], write=["s3://bucket/out/"])
 
 
 def make_dataset(group: DatasetGroup, name: str = "interactions") -> Dataset:
