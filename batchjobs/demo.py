@@ -98,6 +98,8 @@ _DEMO_FILES = (
 
 def _put_demo_files(log) -> None:
     storage = object_storage()
+    if storage.ensure_bucket(DEMO_BUCKET):
+        log(f"Demo: created the bucket s3://{DEMO_BUCKET}/")
     missing = [uri for uri in _DEMO_FILES if not storage.exists(uri)]
     if not missing:
         return  # Generating the data takes seconds; a restarted console has it already.

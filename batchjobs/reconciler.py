@@ -6,8 +6,10 @@ down at submit, or handed the job to a worker that died before starting it) is e
 import logging
 from datetime import timedelta
 
+import django_rq
 from django.conf import settings
 from django.utils import timezone
+from rq.utils import as_text
 
 from batchjobs.models import (
     BatchInferenceJob,
@@ -38,19 +40,36 @@ def _unfinished(model, status, **filters):
     return rows.filter(shard_count=0) if model is BatchInferenceJob else rows
 
 
-# Ids of CREATE PENDING jobs this process saw missing from every queue in its last round. A job is enqueued
-# again only when a later round still finds it missing: a worker that just took a job from its queue has a
-# moment before it marks the row IN_PROGRESS, and that moment must not look like a lost job.
-_seen_missing: set[str] = set()
+# When each CREATE PENDING job was first seen on no queue, by RQ job id; kept in Redis, so that every worker's
+# reconciler (and a worker restarted meanwhile) agrees. A job is enqueued again only once it has been missing
+# for PENDING_REQUEUE_AFTER_S: a worker that just took a job from its queue has a moment (a work horse takes
+# a second or two to start) before it marks the row IN_PROGRESS, and that moment must not look like a loss.
+MISSING_SINCE_KEY = "personalize:reconciler:missing-since"
+
+
+def _missing_long_enough(missing: set[str], now: float) -> set[str]:
+    connection = django_rq.get_connection(BATCH_QUEUE)
+    with connection.pipeline() as pipe:
+        for job_id in missing:
+            pipe.hsetnx(MISSING_SINCE_KEY, job_id, now)
+        pipe.hgetall(MISSING_SINCE_KEY)
+        since = {as_text(k): float(v) for k, v in pipe.execute()[-1].items()}
+    found_again = [job_id for job_id in since if job_id not in missing]
+    if found_again:
+        connection.hdel(MISSING_SINCE_KEY, *found_again)
+    return {job_id for job_id in missing if now - since.get(job_id, now) >= settings.PENDING_REQUEUE_AFTER_S}
+
+
+def _forget_missing(job_id: str) -> None:
+    django_rq.get_connection(BATCH_QUEUE).hdel(MISSING_SINCE_KEY, job_id)
 
 
 def reconcile(now=None) -> dict[str, int]:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
-    pending_before = now - timedelta(seconds=settings.PENDING_REQUEUE_AFTER_S)
     counts = {"retried": 0, "failed": 0, "requeued": 0}
     waiting = {queue: waiting_job_ids(queue) for queue in {queue for _, queue, _ in WORKER_RESOURCES}}
-    missing = set()
+    pending = []
     for model, queue, task in WORKER_RESOURCES:
         for row in _unfinished(model, Status.CREATE_IN_PROGRESS):
             if row.owner and owner_is_gone(row.owner):
@@ -69,17 +88,16 @@ def reconcile(now=None) -> dict[str, int]:
                     from batchjobs.tasks import fail_job_for_shard
 
                     fail_job_for_shard(row)
-        for row in _unfinished(model, Status.CREATE_PENDING):
-            job_id = row.rq_job_id
-            if job_id in waiting[queue]:
-                continue
-            missing.add(job_id)
-            if job_id in _seen_missing and row.last_updated < pending_before and row.note_requeued():
-                log.warning("%s %s was on no queue; enqueuing %s", model.__name__, row.pk, job_id)
-                enqueue(queue, task, row.pk, job_id)
-                counts["requeued"] += 1
-    _seen_missing.clear()
-    _seen_missing.update(missing)
+        pending += [(row, queue, task) for row in _unfinished(model, Status.CREATE_PENDING)]
+    missing = {row.rq_job_id for row, queue, _ in pending if row.rq_job_id not in waiting[queue]}
+    lost = _missing_long_enough(missing, now.timestamp())
+    for row, queue, task in pending:
+        job_id = row.rq_job_id
+        if job_id in lost and row.note_requeued():
+            log.warning("%s %s was on no queue; enqueuing %s", type(row).__name__, row.pk, job_id)
+            enqueue(queue, task, row.pk, job_id)
+            _forget_missing(job_id)
+            counts["requeued"] += 1
     counts["requeued"] += _rejoin_stalled(stale_before)
     return counts
 

@@ -1229,19 +1229,23 @@ def job_rerun_failed(request, group_pk, pk):
     group = _get_group_for_user(request, group_pk)
     job = _get_job_for_user(request, group, pk)
     uris = _failed_outputs(job)
-    written = skipped = 0
     target = failed_inputs_uri(job)
     try:
         storage = role_storage(job.role)
+        queries = [line.get("input") for line, _ in iter_failed_lines(storage, uris)]
+        rerunnable = [q for q in queries if isinstance(q, dict)]
+        written, skipped = len(rerunnable), len(queries) - len(rerunnable)
+        if not rerunnable:
+            messages.error(
+                request,
+                f"None of the {skipped} failed line{'s' if skipped != 1 else ''} can be re-run as it is: their input "
+                "is not a JSON object. Fix them in the input file and create a new job.",
+            )
+            return redirect("batchjobs:job_detail", group.pk, job.pk)
         target = failed_inputs_uri(job, taken=storage.exists)
         with storage.atomic_writer(target) as out:
-            for line, _ in iter_failed_lines(storage, uris):
-                query = line.get("input")
-                if isinstance(query, dict):
-                    out.write(json.dumps(query, ensure_ascii=False).encode("utf-8") + b"\n")
-                    written += 1
-                else:
-                    skipped += 1
+            for query in rerunnable:
+                out.write(json.dumps(query, ensure_ascii=False).encode("utf-8") + b"\n")
     except RoleDenied as exc:
         messages.error(request, f"The failed lines were not re-run: {exc}")
         return redirect("batchjobs:job_detail", group.pk, job.pk)

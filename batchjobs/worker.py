@@ -19,7 +19,9 @@ import logging
 import os
 import sys
 import threading
+import time
 
+import redis
 import rq
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -67,11 +69,60 @@ class ThreadScheduler(RQScheduler):
             log.exception("The RQ scheduler thread stopped; the worker starts it again at its next maintenance")
 
 
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
 class Worker(rq.Worker):
+    """RQ's worker, made to outlast a Redis restart: RQ quits on a connection error anywhere but in its wait for
+    the next job; this worker waits for Redis to come back, registers itself again (a restarted Redis forgot
+    it) and goes on, keeping its warm models and its reconciler's memory. The database, not Redis, says what
+    is done: the reconciler enqueues again whatever the restart lost."""
+
     #: Queues whose jobs run in this process (warm model cache) rather than in a spawned work horse.
     in_process_queues = frozenset({BATCH_QUEUE})
     # After a Redis restart, reconnect within seconds rather than RQ's minute of backoff.
     max_connection_wait_time = 5.0
+
+    def _wait_for_redis(self, what: str) -> None:
+        log.warning("Worker %s: Redis went away during %s; waiting for it to come back", self.name, what)
+        delay = 0.2
+        while True:
+            try:
+                self.connection.ping()
+                break
+            except _REDIS_DOWN:
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_connection_wait_time)
+        try:
+            if not self.connection.hexists(self.key, "birth"):
+                self.connection.delete(self.key)
+                self.register_birth()
+        except _REDIS_DOWN:
+            pass  # Gone again: the next call finds out and waits again.
+
+    def heartbeat(self, *args, **kwargs):
+        try:
+            return super().heartbeat(*args, **kwargs)
+        except _REDIS_DOWN:
+            self._wait_for_redis("a heartbeat")
+
+    def set_state(self, *args, **kwargs):
+        try:
+            return super().set_state(*args, **kwargs)
+        except _REDIS_DOWN:
+            self._wait_for_redis("a change of state")
+
+    def run_maintenance_tasks(self):
+        try:
+            return super().run_maintenance_tasks()
+        except _REDIS_DOWN:
+            self._wait_for_redis("maintenance")
+
+    def check_for_suspension(self, burst: bool):
+        try:
+            return super().check_for_suspension(burst)
+        except _REDIS_DOWN:
+            self._wait_for_redis("a suspension check")
 
     def work(self, *args, **kwargs):
         stop = threading.Event()
@@ -83,8 +134,20 @@ class Worker(rq.Worker):
             stop.set()
 
     def execute_job(self, job, queue):
-        if queue.name not in self.in_process_queues:
-            return super().execute_job(job, queue)
+        try:
+            if queue.name in self.in_process_queues:
+                self._execute_in_process(job, queue)
+            else:
+                super().execute_job(job, queue)
+        except _REDIS_DOWN:
+            # The job's own work is in the database; only RQ's bookkeeping of it is lost. A horse still running
+            # finishes on its own (it keeps the row's heartbeat), and is reaped here.
+            if self.horse_pid:
+                self.wait_for_horse()
+                self._horse_pid = 0
+            self._wait_for_redis(f"job {job.id}")
+
+    def _execute_in_process(self, job, queue):
         # As rq.SimpleWorker: no horse. A database connection left from the previous job may have gone away.
         close_old_connections()
         try:

@@ -12,14 +12,27 @@ from django.core.exceptions import ImproperlyConfigured
 
 from console.envparse import env_account_id, env_bool, env_float, env_int, env_list, env_secret
 
+
+def _read_if_present(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR / "var").resolve()
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_secret("SECRET_KEY")
+# `make run` keeps its key in DATA_DIR/secret_key; commands typed beside it (manage.py createaccesskey, ...)
+# find it there, so they work as the README shows them without exporting anything.
+SECRET_KEY = env_secret("SECRET_KEY") or _read_if_present(DATA_DIR / "secret_key")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            f"SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off; `make run` keeps one in "
+            f"{DATA_DIR / 'secret_key'}, which commands run beside it find."
+        )
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -154,16 +167,17 @@ LOGGING = {
 # We enqueue in transaction.on_commit ourselves (batchjobs/queues.py), so django-rq must not defer again.
 RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "batchjobs.worker.Worker"}
 
-# Worker liveness (see README "Faults"): a running job writes a heartbeat every WORKER_HEARTBEAT_S; a job
-# whose heartbeat is older than WORKER_LOST_AFTER_S is retried by the reconciler (which runs in every
-# worker every RECONCILE_EVERY_S), at most MAX_ATTEMPTS times in all. A job left CREATE PENDING with
-# nothing on the queue (Redis was down at submit) is enqueued again after PENDING_REQUEUE_AFTER_S.
+# Worker liveness (see README "Faults"). A running attempt records its process and writes a heartbeat every
+# WORKER_HEARTBEAT_S. The reconciler, in every worker every RECONCILE_EVERY_S, retries an attempt whose
+# process is gone from this machine at once, and one whose heartbeat is older than WORKER_LOST_AFTER_S (a
+# worker on another machine) then; at most MAX_ATTEMPTS times in all. A CREATE PENDING row that no queue
+# holds on two rounds in a row, and that has been pending PENDING_REQUEUE_AFTER_S, is enqueued again.
 WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
 WORKER_LOST_AFTER_S = env_float("WORKER_LOST_AFTER_S", 30.0)
 RECONCILE_EVERY_S = env_float("RECONCILE_EVERY_S", 10.0)
-PENDING_REQUEUE_AFTER_S = env_float("PENDING_REQUEUE_AFTER_S", 30.0)
+PENDING_REQUEUE_AFTER_S = env_float("PENDING_REQUEUE_AFTER_S", 10.0)
 MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 3)
 
-# Batch sharding (issue 6): a batch inference job whose input holds more than BATCH_SHARD_LINES lines (estimated
+# Batch sharding: a batch inference job whose input holds more than BATCH_SHARD_LINES lines (estimated
 # from its bytes) is split into shards of about that many lines, run in parallel by the batch workers.
 BATCH_SHARD_LINES = env_int("BATCH_SHARD_LINES", 250_000)

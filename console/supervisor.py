@@ -2,11 +2,11 @@
 stops them all, leaving no process, port or socket behind.
 
 Each program runs in a session of its own, so a Ctrl-C in the terminal reaches only the supervisor, which
-then stops the programs in order (web, workers, Redis) with SIGTERM, and SIGKILL for what does not stop in
-time. Each is started through `python -m batchjobs.processes bind` and so dies with the supervisor even if
-the supervisor itself is killed. The supervisor is a child subreaper: whatever a dead program started (a
-work horse, a web worker) is re-parented to it and killed, and every process of the stack carries the
-stack's id in its environment, so a last sweep finds anything that escaped.
+then stops the programs in order (web and workers, then Redis, which they use until they exit) with SIGTERM,
+and SIGKILL for what does not stop in time. Each is started through `python -m batchjobs.processes bind` and
+so dies with the supervisor even if the supervisor itself is killed. The supervisor is a child subreaper:
+whatever a dead program started (a work horse, a web worker) is re-parented to it and killed, and every
+process of the stack carries the stack's id in its environment, so a last sweep finds anything that escaped.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 from batchjobs import processes
 
-#: Restart a program that keeps dying at most this often.
-RESTART_BACKOFF_S = (0.5, 1, 2, 5, 10)
-# A program that ran this long before dying was not crash-looping: its next restart is immediate again.
-_HEALTHY_AFTER_S = 30
+#: Seconds before a program is started again, by how many times in a row it exited on its own soon after
+#: starting (a crash loop): the first restart is almost immediate.
+RESTART_BACKOFF_S = (0.2, 1, 2, 5, 10)
+# A program that ran this long before exiting was not crash-looping.
+_HEALTHY_AFTER_S = 10
 
 
 @dataclass
@@ -96,8 +97,10 @@ class Supervisor:
             if process is not None and process.poll() is None:
                 continue
             if process is not None:
-                ran = now - program.started_at
-                program.failures = 0 if ran > _HEALTHY_AFTER_S else program.failures + 1
+                # Killed (the OOM killer, an operator): back at once. Exiting on its own soon after starting
+                # is a crash loop, which backs off.
+                crashed = process.returncode >= 0 and now - program.started_at < _HEALTHY_AFTER_S
+                program.failures = program.failures + 1 if crashed else 0
                 delay = RESTART_BACKOFF_S[min(program.failures, len(RESTART_BACKOFF_S) - 1)]
                 self.log(f"{program.name} exited with status {process.returncode}; restarting it in {delay}s.")
                 # Whatever it started goes with it (a horse, web workers), before a new one takes its place.
@@ -122,11 +125,12 @@ class Supervisor:
 
     # ------------------------------------------------------------------------------------------ stopping
 
-    def stop(self, order: list[str]) -> None:
-        """Stop the programs, in groups by name prefix (`order`), then sweep the stack for anything left."""
+    def stop(self, order: list[tuple[str, ...]]) -> None:
+        """Stop the programs, a group at a time (each group named by prefixes of its programs' names, all of
+        a group at once), then sweep the stack for anything left."""
         remaining = list(self.programs)
-        for prefix in order + [""]:
-            group = [p for p in remaining if p.name.startswith(prefix)]
+        for prefixes in [*order, ("",)]:
+            group = [p for p in remaining if p.name.startswith(prefixes)]
             remaining = [p for p in remaining if p not in group]
             self._stop_group(group)
         self._sweep()

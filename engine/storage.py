@@ -161,6 +161,10 @@ class Storage(ABC):
         ...     f.write(b'{"input":...}\\n')
         """
 
+    @abstractmethod
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create the bucket if it does not exist; return whether it was created."""
+
     def read_bytes(self, uri: str) -> bytes:
         """Return the whole object. Only for small objects; use ``open_read`` to stream."""
         with self.open_read(uri) as f:
@@ -262,6 +266,14 @@ class LocalStorage(Storage):
                 keys.append(key)
         keys.sort()
         return [f"s3://{bucket}/{k}" for k in keys]
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        parse_s3_uri(f"s3://{bucket}")
+        path = self.root / bucket
+        if path.is_dir():
+            return False
+        path.mkdir(parents=True)
+        return True
 
     def open_read(self, uri: str) -> BinaryIO:
         path = self._path(uri)
@@ -384,6 +396,21 @@ class S3Storage(Storage):
         # that promise for S3-compatible servers that do not.
         keys.sort()
         return [f"s3://{bucket}/{k}" for k in keys]
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return False
+        except ClientError as e:
+            if not self._is_not_found(e):
+                raise StorageError(str(e)) from e
+        region = self.client.meta.region_name
+        # us-east-1 is the one region S3 refuses as an explicit location constraint.
+        where = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        self.client.create_bucket(Bucket=bucket, **where)
+        return True
 
     def open_read(self, uri: str) -> BinaryIO:
         return self._open_body(uri)

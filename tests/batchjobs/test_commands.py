@@ -39,3 +39,25 @@ def test_createrole_refuses_bad_paths_and_duplicates():
     call_command("createrole", "r2")
     with pytest.raises(CommandError, match="already exists"):
         call_command("createrole", "r2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readme_commands_work_as_typed_beside_make_run(tmp_path, user):
+    """`python manage.py createaccesskey demo` in a second terminal: whatever `python` is on PATH (the system's,
+    without Django), with nothing exported but what the shell has; the key `make run` keeps in DATA_DIR and the
+    project's virtualenv are found."""
+    import os
+    import shutil
+    import subprocess
+
+    from tests.helpers import PROJECT_ROOT, database_url_for_subprocesses
+
+    (tmp_path / "secret_key").write_text("a-key-make-run-generated-" + "x" * 30)
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "DATA_DIR": str(tmp_path),
+           "DATABASE_URL": database_url_for_subprocesses()}
+    python = shutil.which("python3") or shutil.which("python")
+    done = subprocess.run([python, "manage.py", "createaccesskey", "alice"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    key_id, secret = done.stdout.split()
+    assert AccessKey.objects.get(access_key_id=key_id).user == user

@@ -13,23 +13,16 @@ from batchjobs.queues import is_queued
 from batchjobs.reconciler import reconcile
 from tests.helpers import read_output, run_queued_jobs, write_lines
 
-pytestmark = pytest.mark.usefixtures("flush_queues", "fresh_reconciler")
-
-
-@pytest.fixture
-def fresh_reconciler():
-    from batchjobs import reconciler
-
-    reconciler._seen_missing.clear()
-    yield
-    reconciler._seen_missing.clear()
+pytestmark = pytest.mark.usefixtures("flush_queues")
 
 
 def reconcile_twice() -> dict[str, int]:
-    """Two reconciler rounds: a job is enqueued again only when a second round still finds it on no queue."""
+    """A round that notices a job on no queue, and one PENDING_REQUEUE_AFTER_S later that enqueues it again."""
+    from django.conf import settings
+
     first = reconcile()
-    second = reconcile()
-    return {key: first[key] + second[key] for key in first}
+    later = reconcile(now=timezone.now() + timedelta(seconds=settings.PENDING_REQUEUE_AFTER_S + 1))
+    return {key: first[key] + later[key] for key in first}
 
 
 @pytest.fixture
@@ -107,9 +100,8 @@ def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
 
     redis.Redis.from_url(redis_url).flushdb()  # Redis restarted and forgot the queue
     assert not is_queued("batch", job.rq_job_id)
-    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
     assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile()["requeued"] == 1
+    assert reconcile_twice()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
     assert job.status == Status.ACTIVE
@@ -195,9 +187,8 @@ def test_a_submit_while_redis_is_down_leaves_the_job_for_the_reconciler(
         )
     assert len(callbacks) == 1  # the enqueue ran, met the outage, and did not raise into the request
     assert job.status == Status.CREATE_PENDING and not is_queued("batch", job.rq_job_id)
-    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
     assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile()["requeued"] == 1
+    assert reconcile_twice()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
     assert job.status == Status.ACTIVE
@@ -214,9 +205,8 @@ def test_a_pending_job_taken_by_a_worker_that_died_before_starting_it_is_enqueue
     rq_job = Job.fetch(job.rq_job_id, connection=django_rq.get_connection("batch"))
     django_rq.get_queue("batch").remove(rq_job)
     rq_job.set_status(JobStatus.STARTED)
-    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
     assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile()["requeued"] == 1
+    assert reconcile_twice()["requeued"] == 1
     run_queued_jobs("batch")
     job.refresh_from_db()
     assert job.status == Status.ACTIVE
@@ -235,7 +225,6 @@ def test_a_job_handed_to_a_connection_nobody_reads_is_enqueued_again(job, redis_
     swallower = redis.Redis.from_url(redis_url)
     assert swallower.blpop([django_rq.get_queue("batch").key], timeout=1) is not None
     assert Job.fetch(job.rq_job_id, connection=django_rq.get_connection("batch")).get_status() == JobStatus.QUEUED
-    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
     assert reconcile_twice()["requeued"] == 1
     job.refresh_from_db()
     assert job.transitions.last().message == "The queue had lost this; enqueued again."
@@ -253,10 +242,9 @@ def test_a_pending_job_a_worker_just_took_is_left_to_it(job):
 
     enqueue("batch", "batchjobs.tasks.run_batch_inference_job", job.pk, job.rq_job_id)
     django_rq.get_connection("batch").lpop(django_rq.get_queue("batch").key)
-    BatchInferenceJob.objects.filter(pk=job.pk).update(last_updated=timezone.now() - timedelta(minutes=5))
     assert reconcile()["requeued"] == 0
     assert job.start()  # the worker gets to it
-    assert reconcile()["requeued"] == 0
+    assert reconcile_twice()["requeued"] == 0
 
 
 def dead_process_owner() -> str:

@@ -90,3 +90,20 @@ def test_a_failed_job_publishes_nothing_on_s3(s3_backend, s3_world, trained_vers
     job.refresh_from_db()
     assert job.status == "CREATE FAILED" and "disk full" in job.failure_reason
     assert "Contents" not in s3_backend.list_objects_v2(Bucket="bucket", Prefix="out/")
+
+
+def test_the_demo_seeds_against_an_s3_endpoint_without_its_bucket(s3_backend, db, monkeypatch):
+    """`make run` with AWS_ENDPOINT_URL_S3 pointing at a fresh S3 (as AWS's sample notebooks use one): the demo
+    creates its bucket instead of failing."""
+    from batchjobs import demo
+
+    monkeypatch.setattr(demo.tasks, "train_solution_version", lambda pk: None)  # the files are what matters here
+    assert "demo-bucket" not in [b["Name"] for b in s3_backend.list_buckets()["Buckets"]]
+    lines = []
+    demo.seed_demo(log=lines.append)
+    assert "Demo: created the bucket s3://demo-bucket/" in lines
+    keys = [o["Key"] for o in s3_backend.list_objects_v2(Bucket="demo-bucket")["Contents"]]
+    assert "batch-input/users.json" in keys
+    for key in keys:
+        s3_backend.delete_object(Bucket="demo-bucket", Key=key)
+    s3_backend.delete_bucket(Bucket="demo-bucket")

@@ -10,7 +10,7 @@ The processes it starts (see README, "Processes"), each in a session of its own 
   batch jobs when it is free;
 - `web`: gunicorn with two web workers.
 
-A program that dies is restarted; Ctrl-C or SIGTERM stops them all (web, workers, then Redis) and leaves
+A program that dies is restarted; Ctrl-C or SIGTERM stops them all (web and workers, then Redis) and leaves
 nothing behind.
 """
 
@@ -29,7 +29,8 @@ from django.core.management.base import BaseCommand, CommandError
 from console.supervisor import Program, Supervisor
 
 SUPERVISE_EVERY_S = 0.2
-STOP_ORDER = ["web", "worker", "redis"]
+# Web and workers together, Redis last: they use it until they exit.
+STOP_ORDER = [("web", "worker"), ("redis",)]
 
 
 class Stop(Exception):
