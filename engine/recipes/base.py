@@ -13,9 +13,6 @@ from engine.datasets import IdMap, Interactions, Items, Users, interaction_matri
 
 __all__ = ["NotFittedError", "RecommenderModel"]
 
-_SECONDS_PER_DAY = 86400.0
-
-
 class NotFittedError(ValueError):
     """``recommend`` was called before ``fit``."""
 
@@ -234,26 +231,6 @@ class RecommenderModel(ABC):
     def _popular_lists(self, n: int, allowed: np.ndarray | None = None) -> list[str]:
         order = self.popular_order_ if allowed is None else self.popular_order_[allowed[self.popular_order_]]
         return self.item_map_.ids[order[: max(0, n)]].tolist()
-
-    def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:
-        """Per-item bonus in [0, 1.1) for items young enough to explore, or None when off.
-
-        The bonus is inversely related to the item's interaction count, as the service's
-        exploration favours items with little data, plus a small seeded jitter so equally
-        cold items do not always appear in id order.
-        """
-        if weight <= 0:
-            return None
-        age = (self.latest_timestamp_ - self.item_age_basis_) / _SECONDS_PER_DAY
-        eligible = age <= cut_off_days
-        if not eligible.any():
-            # No item is young enough: the blend would only rescale relevance, which changes no ranking,
-            # and skipping it spares the hot path three passes over the catalogue.
-            return None
-        rng = np.random.default_rng(seed)
-        jitter = rng.random(len(eligible)) * 0.1
-        bonus = np.where(eligible, 1.0 / (1.0 + self.item_counts_) + jitter, 0.0)
-        return bonus
 
 
 def fit_als(model, conf) -> tuple[np.ndarray, np.ndarray, Any]:

@@ -19,6 +19,7 @@ from engine.datasets import Interactions, Items, Users
 from engine.recipes._scoring import row_exp_sums, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
+from engine.recipes.exploration import TopK, explore, user_keys, young_items
 
 __all__ = ["HRNN", "HRNNColdstart", "HRNNMetadata", "PersonalizedRanking", "UserPersonalization"]
 
@@ -350,44 +351,91 @@ class UserPersonalization(RecommenderModel):
         if k == 0:
             return out_items, out_scores
 
-        # Unknown users get the popularity prior: softmax(log(1 + unique users)) is just each
-        # item's share of (smoothed) popularity, i.e. the model that knows nothing about the user.
+        explored = self._exploration_columns(exploration_weight, exploration_item_age_cut_off)
+        keys = user_keys(user_ids) if explored is not None else None
+
+        def write(positions: np.ndarray, lists: TopK) -> None:
+            if lists.valid.all():  # The usual case: k items for every user, converted in one go.
+                items, scores = self.item_map_.ids[lists.items].tolist(), lists.scores.tolist()
+                for p, row_items, row_scores in zip(positions.tolist(), items, scores, strict=True):
+                    out_items[p], out_scores[p] = row_items, row_scores
+                return
+            for j, p in enumerate(positions):
+                keep = lists.valid[j]
+                out_items[p] = self.item_map_.ids[lists.items[j][keep]].tolist()
+                out_scores[p] = lists.scores[j][keep].tolist()
+
         unknown = np.flatnonzero(rows < 0)
         if len(unknown):
-            prior = (self.item_popularity_ + 1.0) / float((self.item_popularity_ + 1.0).sum())
-            top = self.popular_order_[:k]
-            items, scores = self.item_map_.ids[top].tolist(), prior[top].tolist()
-            for j in unknown:
-                if allowed is not None:
-                    top = self.popular_order_[allowed[j][self.popular_order_]][:k]
-                    items, scores = self.item_map_.ids[top].tolist(), prior[top].tolist()
-                out_items[j], out_scores[j] = list(items), list(scores)
+            lists = self._popular_top(k, None if allowed is None else allowed[unknown], len(unknown))
+            if explored is not None:
+                lists = self._explore_unknown(lists, explored, exploration_weight, seed, keys[unknown],
+                                              None if allowed is None else allowed[unknown])
+            write(unknown, lists)
 
         known = np.flatnonzero(rows >= 0)
-        bonus = self._exploration_bonus(exploration_weight, exploration_item_age_cut_off, seed)
-        # Items without interactions have no learned factors; only exploration may surface them.
-        blocked = ~self.trained_items_
-        if bonus is not None:
-            blocked = blocked & (bonus <= 0)
-        blocked_cols = np.flatnonzero(blocked)
-        ids = self.item_map_.ids
-        # Exploration needs a second block (the blended key beside the scores).
-        budget = _SCORE_BLOCK_ELEMENTS if bonus is None else _SCORE_BLOCK_ELEMENTS // 2
-        block = max(1, budget // n_items)
+        # Items without interactions have no learned factors: only exploration may surface them.
+        blocked_cols = np.flatnonzero(~self.trained_items_)
+        block = max(1, _SCORE_BLOCK_ELEMENTS // n_items)
         for start in range(0, len(known), block):
             pos = known[start : start + block]
-            top, top_scores, valid = self._top_scored(
-                rows[pos], k, blocked_cols, bonus, exploration_weight, None if allowed is None else allowed[pos]
-            )
-            if valid.all():  # The usual case: k items for every user, converted in one go.
-                for p, items, scores in zip(pos.tolist(), ids[top].tolist(), top_scores.tolist(), strict=True):
-                    out_items[p], out_scores[p] = items, scores
-                continue
-            for j, p in enumerate(pos):
-                sel = top[j][valid[j]]
-                out_items[p] = ids[sel].tolist()
-                out_scores[p] = top_scores[j][valid[j]].tolist()
+            block_allowed = None if allowed is None else allowed[pos]
+            lists = TopK(*self._top_scored(rows[pos], k, blocked_cols, block_allowed))
+            if explored is not None:
+                lists = self._explore_known(rows[pos], lists, explored, exploration_weight, seed, keys[pos],
+                                            block_allowed)
+            write(pos, lists)
         return out_items, out_scores
+
+    # ------------------------------------------------------------------ exploration
+
+    def _exploration_columns(self, weight: float, cut_off_days: float) -> np.ndarray | None:
+        """The items exploration may show (young enough), or None when exploration is off or none is."""
+        if weight <= 0:
+            return None
+        columns = np.flatnonzero(young_items(self.item_age_basis_, self.latest_timestamp_, cut_off_days))
+        return columns if len(columns) else None
+
+    def _explore_known(self, urows, relevance: TopK, columns, weight: float, seed: int, keys, allowed) -> TopK:
+        """Exploration on top of known users' relevance lists (see :mod:`engine.recipes.exploration`)."""
+        logits = self._block_logits(urows, columns)
+        stored = getattr(self, "log_normalizers_", None)
+        log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(self._block_logits(urows))
+        excluded = np.zeros(logits.shape, bool) if allowed is None else ~allowed[:, columns]
+        if self.exclude_seen_:
+            position = np.full(len(self.item_map_), -1, np.int64)
+            position[columns] = np.arange(len(columns))
+            r, c = self._seen_pairs(urows)
+            c = position[c]
+            excluded[r[c >= 0], c[c >= 0]] = True
+        return explore(relevance, logits, log_norm, columns, self.item_counts_, excluded,
+                       weight=weight, seed=seed, keys=keys)
+
+    def _explore_unknown(self, relevance: TopK, columns, weight: float, seed: int, keys, allowed) -> TopK:
+        """Exploration for users the model has never seen, whose relevance is the popularity prior."""
+        log_prior = np.log(self._popularity_prior()[columns])
+        logits = np.broadcast_to(log_prior, (len(keys), len(columns)))
+        excluded = np.zeros(logits.shape, bool) if allowed is None else ~allowed[:, columns]
+        return explore(relevance, logits, np.zeros(len(keys)), columns, self.item_counts_, excluded,
+                       weight=weight, seed=seed, keys=keys)
+
+    def _popularity_prior(self) -> np.ndarray:
+        # softmax(log(1 + unique users)) is each item's share of (smoothed) popularity: the model that
+        # knows nothing about the user.
+        return (self.item_popularity_ + 1.0) / float((self.item_popularity_ + 1.0).sum())
+
+    def _popular_top(self, k: int, allowed: np.ndarray | None, n_users: int) -> TopK:
+        """Unknown users' lists: the most popular items (those a filter allows), with the prior's scores."""
+        prior = self._popularity_prior()
+        items = np.zeros((n_users, k), np.int64)
+        valid = np.zeros((n_users, k), bool)
+        for j in range(n_users if allowed is not None else 0):
+            top = self.popular_order_[allowed[j][self.popular_order_]][:k]
+            items[j, : len(top)], valid[j, : len(top)] = top, True
+        if allowed is None:
+            top = self.popular_order_[:k]
+            items[:, : len(top)], valid[:, : len(top)] = top, True
+        return TopK(items, np.where(valid, prior[items], 0.0), valid)
 
     def _scoring_state(self) -> dict:
         """Derived arrays of the recommend hot path, built once per fitted model (not saved)."""
@@ -414,9 +462,10 @@ class UserPersonalization(RecommenderModel):
             self._scoring_cache = state
         return state
 
-    def _block_logits(self, urows: np.ndarray) -> np.ndarray:
+    def _block_logits(self, urows: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
         """The float32 logits of known users over the catalogue, up to a per-user constant: one matrix
-        product for the block, in this thread's scratch buffer (valid until its next use).
+        product for the block, in this thread's scratch buffer (valid until its next use). With
+        ``columns``, only those items' logits, in the same frame, in a fresh array.
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
         next_j``: the standardisations are affine, and their means and deviations come from the factors
@@ -435,11 +484,14 @@ class UserPersonalization(RecommenderModel):
         sd = np.sqrt(var)
         alpha = np.divide(temperature, sd, out=np.zeros_like(sd), where=sd > 1e-12)
         scaled = (u * alpha[:, None]).astype(np.float32)
+        items = state["items"] if columns is None else state["items"][columns]
+        rows = max(2, len(scaled))
+        out = scratch((rows, len(items))) if columns is None else np.empty((rows, len(items)), np.float32)
         if len(scaled) == 1:
             # A one-row product would go through gemv, which sums in another order than gemm.
-            logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
+            logits = np.matmul(np.vstack([scaled, scaled]), items.T, out=out)[:1]
         else:
-            logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
+            logits = np.matmul(scaled, items.T, out=out)
         if self.sequence_weight > 0:
             nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
             nxt.sum_duplicates()
@@ -453,7 +505,13 @@ class UserPersonalization(RecommenderModel):
                 temperature * float(self.sequence_weight), sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12
             )
             r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
-            logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
+            c, data = nxt.indices, nxt.data
+            if columns is not None:
+                position = np.full(n_items, -1, np.int64)
+                position[columns] = np.arange(len(columns))
+                c = position[c]
+                r, c, data = r[c >= 0], c[c >= 0], data[c >= 0]
+            logits[r, c] += (gamma[r] * data).astype(np.float32)
         return logits
 
     def _fit_log_normalizers(self) -> None:
@@ -472,36 +530,23 @@ class UserPersonalization(RecommenderModel):
             out[urows] = _log_sum_exp_rows(self._block_logits(urows))
         self.log_normalizers_ = out
 
-    def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
+    def _top_scored(self, urows, k: int, blocked_cols, allowed=None):
         """Top-k items and their softmax scores for known users, from one logits block (see
         :meth:`_block_logits`) and the users' softmax denominators."""
         logits = self._block_logits(urows)
         stored = getattr(self, "log_normalizers_", None)
         log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(logits)
-        if bonus is None:
-            key = logits
-        else:
-            # exp(logit - max) is the score over the best score, as the exploration blend takes it.
-            row_max = logits.max(axis=1)
-            log_norm = log_norm - row_max
-            logits -= row_max[:, None]
-            np.exp(logits, out=logits)
-            key = logits * np.float32(1.0 - exploration_weight)
-            key += (exploration_weight * bonus).astype(np.float32)
         if len(blocked_cols):
-            key[:, blocked_cols] = -np.inf
+            logits[:, blocked_cols] = -np.inf
         if self.exclude_seen_:
             r, c = self._seen_pairs(urows)
-            key[r, c] = -np.inf
+            logits[r, c] = -np.inf
         if allowed is not None:
             # A filter removes items before top-k, so lists stay k long while enough items qualify.
-            key[~allowed] = -np.inf
-        top, vals = top_k_rows(key, k)
+            logits[~allowed] = -np.inf
+        top, vals = top_k_rows(logits, k)
         valid = np.isfinite(vals)
-        picked = np.take_along_axis(logits, top, axis=1).astype(np.float64)
-        # Without exploration `logits` holds the logits; with it, exp(logit - max).
-        top_scores = np.exp(picked - log_norm[:, None]) if bonus is None else picked * np.exp(-log_norm)[:, None]
-        return top, top_scores, valid
+        return top, np.exp(vals.astype(np.float64) - log_norm[:, None]), valid
 
     # ------------------------------------------------------------------ rank
 
