@@ -15,6 +15,7 @@ import numpy as np
 from engine.datasets import MAX_ID_LENGTH
 from engine.filters import CompiledFilter, FilterValueError
 from engine.recipes.base import RecommenderModel
+from engine.recipes.catalog import POPULAR_INPUT
 from engine.recipes.item_affinity import segment_output_line, unknown_item_error
 
 __all__ = [
@@ -44,6 +45,7 @@ _EXAMPLES = {
     "userId+itemList": '{"userId": ..., "itemList": [...]}',
     "itemId": '{"itemId": ...}',
     "itemId->users": '{"itemId": ...}',
+    POPULAR_INPUT: '{}, {"userId": ...} or {"itemId": ...}',
 }
 _ITEM_KINDS = ("itemId", "itemId->users")
 
@@ -161,8 +163,8 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     ----------
     raw : bytes
         One line, with or without its line ending. A UTF-8 BOM at its start is ignored.
-    input_kind : {"userId", "userId+itemList", "itemId"}
-        What the solution version's recipe takes (see :func:`engine.recipes.input_kind`).
+    input_kind : {"userId", "userId+itemList", "itemId", "itemId->users", "popular"}
+        What the solution version's recipe takes (its spec's ``input_kind``).
 
     Returns
     -------
@@ -197,6 +199,15 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     if not isinstance(obj, dict):
         return obj, f"Each line must be a JSON object like {_EXAMPLES[input_kind]}, got {_describe(obj)}"
 
+    if input_kind == POPULAR_INPUT:
+        # Every line gets the same popular list; ids given are still checked, so a typo is not ignored.
+        if "itemList" in obj:
+            return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got 'itemList'"
+        for present in ("userId", "itemId"):
+            error = _check_id(obj, present) if present in obj else None
+            if error:
+                return obj, error
+        return obj, None
     for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", _ITEM_KINDS)):
         if foreign in obj and input_kind not in kinds:
             return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
@@ -379,6 +390,7 @@ def _scores_texts(score_lists: list[list[float]]) -> list[bytes]:
 
 _METHODS = {
     "userId": "recommend",
+    POPULAR_INPUT: "recommend",
     "userId+itemList": "rank",
     "itemId": "similar_items",
     "itemId->users": "recommend_users",
@@ -415,12 +427,14 @@ def run_batch(
         Receives the output lines (compact JSON, ``input``/``output``/``error``).
     num_results : int
         Items per line.
-    input_kind : {"userId", "userId+itemList", "itemId"}
+    input_kind : {"userId", "userId+itemList", "itemId", "itemId->users", "popular"}
         Decides the model call per chunk: ``model.recommend(user_ids, num_results, ...)`` for
-        ``userId``; ``model.rank(user_ids, item_lists)`` for ``userId+itemList`` (every given item
-        comes back, so ``num_results`` does not apply; ``scores`` covers the scored prefix and
-        items without training data follow unscored); ``model.similar_items(item_ids,
-        num_results)`` for ``itemId``. Lines of another shape get an error line.
+        ``userId`` and ``popular`` (whose lines may be ``{}`` or name an item instead);
+        ``model.rank(user_ids, item_lists)`` for ``userId+itemList`` (every given item comes back, so
+        ``num_results`` does not apply; ``scores`` covers the scored prefix and items without training
+        data follow unscored); ``model.similar_items(item_ids, num_results)`` for ``itemId``;
+        ``model.recommend_users(item_ids, num_results)`` for ``itemId->users``. Lines of another shape
+        get an error line.
     chunk_size : int, default 2000
         Non-blank lines per model call; bounds memory.
     exploration : dict, optional
@@ -468,8 +482,9 @@ def run_batch(
 
     def answer(good: list[dict], allowed: np.ndarray | None):
         mask = {} if allowed is None else {"allowed": allowed}
-        if input_kind == "userId":
-            return model.recommend([q["userId"] for q in good], num_results, seed=seed, **exploration, **mask)
+        if input_kind in ("userId", POPULAR_INPUT):
+            users = [q.get("userId", "") for q in good]
+            return model.recommend(users, num_results, seed=seed, **exploration, **mask)
         if input_kind == "userId+itemList":
             return model.rank([q["userId"] for q in good], [q["itemList"] for q in good], **mask)
         return model.similar_items([q["itemId"] for q in good], num_results, **mask)

@@ -38,6 +38,11 @@ INPUT_KINDS = {
     RELATED_ITEMS: "itemId",
     USER_SEGMENTATION: "itemId->users",
 }
+#: Popularity-Count answers every line with the same list: the service's examples send ``{}``,
+#: ``{"itemId": ...}`` and ``{"userId": ...}`` lines to it.
+POPULAR_INPUT = "popular"
+#: Item-Attribute-Affinity's segment queries: ``{"itemAttributes": "ITEMS.genres = \"Comedy\""}``.
+ATTRIBUTES_INPUT = "itemAttributes->users"
 
 
 class UnknownRecipe(KeyError):
@@ -115,6 +120,8 @@ class RecipeSpec:
     hyperparameters : tuple of HyperParameter
     has_scores : bool
         Whether batch output lines carry ``scores`` (popularity-count's and SIMS's do not).
+    batch_input : str
+        The batch input kind when it is not the recipe type's (see :attr:`input_kind`).
     legacy : bool
         The service no longer offers the recipe for new solutions (the HRNN family); kept so
         existing solutions and their batch jobs keep working.
@@ -128,10 +135,16 @@ class RecipeSpec:
     hyperparameters: tuple[HyperParameter, ...] = field(default_factory=tuple)
     has_scores: bool = True
     legacy: bool = False
+    batch_input: str = ""
     arn: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arn", f"arn:aws:personalize:::recipe/{self.name}")
+
+    @property
+    def input_kind(self) -> str:
+        """What a batch input line holds for this recipe (see :func:`input_kind`)."""
+        return self.batch_input or input_kind(self.recipe_type)
 
     def hyperparameter(self, name: str) -> HyperParameter:
         for hp in self.hyperparameters:
@@ -230,10 +243,11 @@ RECIPES: dict[str, RecipeSpec] = {
             algorithm_arn="arn:aws:personalize:::algorithm/aws-popularity-count",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/sims",
             description=(
-                "Recommends the items with the most unique users, the same list for everyone. "
-                "No scores. Useful as a baseline."
+                "Recommends the items with the most unique users, the same list for every input line "
+                "({}, {\"userId\": ...} or {\"itemId\": ...}). No scores. Useful as a baseline."
             ),
             has_scores=False,
+            batch_input=POPULAR_INPUT,
         ),
         RecipeSpec(
             name="aws-hrnn",

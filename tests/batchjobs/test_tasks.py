@@ -154,6 +154,21 @@ def test_popularity_output_has_no_scores(demo_world, trained_version):
     assert out[0]["output"]["recommendedItems"] == out[1]["output"]["recommendedItems"]
 
 
+def test_popularity_count_answers_the_seeds_input_file_line_for_line(demo_world, trained_version):
+    version = trained_version("aws-popularity-count")
+    lines = ["{}", '{"itemId": "105"}', '{"userId": "12"}']
+    write_lines(demo_world["storage"], "s3://bucket/in/popular.json", lines)
+    job = create_job(version, demo_world["role"], input_path="s3://bucket/in/popular.json", num_results=3)
+    tasks.run_batch_inference_job(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.lines_done, job.lines_failed) == ("ACTIVE", 3, 0)
+    out = read_output(demo_world["storage"], "s3://bucket/out/popular.json.out")
+    assert [line["input"] for line in out] == [json.loads(line) for line in lines]
+    assert [line["error"] for line in out] == [None, None, None]
+    popular = out[0]["output"]["recommendedItems"]
+    assert len(popular) == 3 and all(line["output"] == {"recommendedItems": popular} for line in out)
+
+
 def test_a_role_that_may_not_write_the_output_fails_the_job_naming_path_and_permission(
     demo_world, trained_version
 ):
