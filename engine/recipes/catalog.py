@@ -238,6 +238,21 @@ RECIPES: dict[str, RecipeSpec] = {
             has_scores=False,
         ),
         RecipeSpec(
+            name="aws-item-attribute-affinity",
+            recipe_type=USER_SEGMENTATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-item-attribute-affinity",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/item-attribute-affinity",
+            description=(
+                "User segmentation for batch segment jobs: for each item-attribute query such as "
+                'ITEMS.genres = "Comedy" AND ITEMS.genres = "Action", the users most likely to interact with '
+                "items that have those attributes (the aws-item-affinity model, queried with the mean factors "
+                "of the matching items). Needs an Items dataset. No scores."
+            ),
+            hyperparameters=(HyperParameter("hidden_dimension", "int", 149, 32, 256),),
+            has_scores=False,
+            batch_input=ATTRIBUTES_INPUT,
+        ),
+        RecipeSpec(
             name="aws-popularity-count",
             recipe_type=USER_PERSONALIZATION,
             algorithm_arn="arn:aws:personalize:::algorithm/aws-popularity-count",
