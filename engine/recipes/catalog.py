@@ -190,7 +190,8 @@ RECIPES: dict[str, RecipeSpec] = {
             description=(
                 "Recommends items for a user from their interaction history (implicit-feedback matrix "
                 "factorisation blended with a recency-weighted item-to-item sequence model); unknown users "
-                "get popular items. Scores are a softmax over the whole catalogue."
+                "get popular items. Scores are a softmax over the whole catalogue. A batch job's "
+                "explorationWeight is the share of each list given to young and cold items."
             ),
             hyperparameters=_sequence_params(149) + _EXPLORATION_PARAMS,
         ),

@@ -2,8 +2,8 @@
 
 The service describes ``explorationWeight`` as how much to explore: at 0 none, nearer 1 more items with
 little interaction data or relevance. Here the weight is the share of a list's slots that go to
-exploration (``round(weight * k)`` of ``k``, the fraction drawn by chance so the average is exact), so a
-user sees what the setting says whatever the model's score scale.
+exploration (``floor(weight * k)`` of ``k``, plus one with probability ``frac(weight * k)``, so the average
+is exact), so a user sees what the setting says whatever the model's score scale.
 
 A list is built in three steps, each on top of the model's relevance top-k:
 
