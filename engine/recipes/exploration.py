@@ -10,9 +10,9 @@ A list is built in three steps, each on top of the model's relevance top-k:
 1. candidates: items young enough to explore (first seen, or created, within the cut-off of the newest
    interaction; an Items-dataset item nobody interacted with counts as brand new), minus the user's
    exclusions and the relevance list. They are ranked by ``logit - log(1 + interactions) + Gumbel
-   noise``: the Gumbel-max trick draws them as the model's own softmax over the young items would,
-   favouring the items with the least data, as the service's bonus "inversely proportional to the
-   interaction count, plus noise" does;
+   noise`` among the few the model rates best: the Gumbel-max trick draws them as the model's own
+   softmax over the young items would, favouring the items with the least data, as the service's bonus
+   "inversely proportional to the interaction count, plus noise" does;
 2. slots: which positions of the list explore, drawn with odds growing with the position, so the top of
    the list stays the model's best guesses;
 3. merge: exploration slots take the candidates in their order, the other slots the relevance list in
@@ -40,8 +40,10 @@ SECONDS_PER_DAY = 86400.0
 # service's default weight (0.3, 8 of 25 slots) the first item explores about 1% of the time and the
 # tenth about 20%, so the head keeps the model's best guesses while the tail explores.
 _SLOT_RAMP = 2.0
-# Upper bound on (users x candidate items) noise values held at once.
-_NOISE_BLOCK_ELEMENTS = 1 << 21
+# Upper bound on the (users x candidate items) keys held at once.
+_KEY_BLOCK_ELEMENTS = 1 << 22
+# Candidates drawn from per exploration slot of a list: the pool the model rates best.
+_POOL_PER_SLOT = 4
 # Salts that keep the draws of the three uses apart (items take salts 0..n_items-1).
 _SLOT_SALT = 1 << 40
 _COUNT_SALT = 1 << 41
@@ -84,9 +86,12 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _uniform(seed: int, keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
-    """Uniform draws in (0, 1), one per (user key, salt), a pure function of the seed, key and salt."""
+    """Uniform draws in (0, 1), one per (user key, salt), a pure function of the seed, key and salt.
+
+    ``salts`` is one row shared by every user, or one row per user."""
     base = _mix(keys ^ _mix(np.array([seed % 2**64], np.uint64)))
-    x = _mix(base[:, None] + np.asarray(salts, np.uint64)[None, :] * _GOLDEN)
+    salts = np.asarray(salts, np.uint64)
+    x = _mix(base[:, None] + (salts[None, :] if salts.ndim == 1 else salts) * _GOLDEN)
     return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
@@ -121,19 +126,28 @@ def _candidates(
     seed: int,
     keys: np.ndarray,
 ) -> TopK:
-    """The best ``k`` exploration candidates per user among ``columns``, with their softmax scores."""
+    """``k`` exploration candidates per user among ``columns``, drawn in order, with their softmax scores.
+
+    The draw is Gumbel-top-k over the pool of the ``_POOL_PER_SLOT * k`` candidates the model rates best
+    (after the low-data bonus): beyond it an item's odds of being drawn are negligible, and noise for the
+    pool alone costs a fraction of noise for every young item."""
     n = len(logits)
     items = np.zeros((n, k), np.int64)
     scores = np.zeros((n, k), np.float64)
     valid = np.zeros((n, k), bool)
-    penalty = np.log1p(counts[columns].astype(np.float64))
-    step = max(1, _NOISE_BLOCK_ELEMENTS // max(1, len(columns)))
+    # In the logits' own precision (float32 in the hot path): the pool is a coarse cut, the draw is float64.
+    penalty = np.log1p(counts[columns].astype(np.float64)).astype(logits.dtype)
+    pool = min(len(columns), _POOL_PER_SLOT * k)
+    step = max(1, _KEY_BLOCK_ELEMENTS // max(1, len(columns)))
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
-        key = logits[rows] - penalty[None, :] + _gumbel(seed, keys[rows], columns.astype(np.uint64))
+        key = logits[rows] - penalty[None, :]
         key[excluded[rows]] = -np.inf
-        top, vals = top_k_rows(np.ascontiguousarray(key), k)
-        found = np.isfinite(vals)
+        top, vals = top_k_rows(key, pool)
+        vals = vals.astype(np.float64)
+        noisy = np.where(np.isfinite(vals), vals + _gumbel(seed, keys[rows], columns[top]), -np.inf)
+        order = np.argsort(-noisy, axis=1, kind="stable")[:, :k]
+        top, found = np.take_along_axis(top, order, axis=1), np.isfinite(np.take_along_axis(noisy, order, axis=1))
         chosen = np.take_along_axis(logits[rows], top, axis=1).astype(np.float64)
         items[rows, : top.shape[1]] = columns[top]
         scores[rows, : top.shape[1]] = np.exp(chosen - log_norm[rows, None])

@@ -393,9 +393,11 @@ class UserPersonalization(RecommenderModel):
         for start in range(0, len(known), block):
             pos = known[start : start + block]
             block_allowed = None if allowed is None else allowed[pos]
-            lists = TopK(*self._top_scored(rows[pos], k, blocked_cols, block_allowed))
+            columns = None if plan is None else plan[0]
+            lists, logits, log_norm = self._top_scored(rows[pos], k, blocked_cols, block_allowed, columns)
             if plan is not None:
-                lists = self._explore_known(rows[pos], lists, *plan, seed, keys[pos], block_allowed)
+                lists = self._explore_known(rows[pos], lists, logits, log_norm, *plan, seed, keys[pos],
+                                            block_allowed)
             write(pos, lists)
         return out_items, out_scores
 
@@ -409,11 +411,10 @@ class UserPersonalization(RecommenderModel):
         columns = np.flatnonzero(young_items(self.item_age_basis_, self.latest_timestamp_, cut_off_days))
         return (columns, weight) if len(columns) else None
 
-    def _explore_known(self, urows, relevance: TopK, columns, weight: float, seed: int, keys, allowed) -> TopK:
-        """Exploration on top of known users' relevance lists (see :mod:`engine.recipes.exploration`)."""
-        logits = self._block_logits(urows, columns)
-        stored = getattr(self, "log_normalizers_", None)
-        log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(self._block_logits(urows))
+    def _explore_known(self, urows, relevance: TopK, logits, log_norm, columns, weight: float, seed: int, keys,
+                       allowed) -> TopK:
+        """Exploration on top of known users' relevance lists (see :mod:`engine.recipes.exploration`), from
+        the candidates' logits of the same block."""
         excluded = np.zeros(logits.shape, bool) if allowed is None else ~allowed[:, columns]
         if self.exclude_seen_:
             position = np.full(len(self.item_map_), -1, np.int64)
@@ -475,10 +476,9 @@ class UserPersonalization(RecommenderModel):
             self._scoring_cache = state
         return state
 
-    def _block_logits(self, urows: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    def _block_logits(self, urows: np.ndarray) -> np.ndarray:
         """The float32 logits of known users over the catalogue, up to a per-user constant: one matrix
-        product for the block, in this thread's scratch buffer (valid until its next use). With
-        ``columns``, only those items' logits, in the same frame, in a fresh array.
+        product for the block, in this thread's scratch buffer (valid until its next use).
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
         next_j``: the standardisations are affine, and their means and deviations come from the factors
@@ -497,14 +497,11 @@ class UserPersonalization(RecommenderModel):
         sd = np.sqrt(var)
         alpha = np.divide(temperature, sd, out=np.zeros_like(sd), where=sd > 1e-12)
         scaled = (u * alpha[:, None]).astype(np.float32)
-        items = state["items"] if columns is None else state["items"][columns]
-        rows = max(2, len(scaled))
-        out = scratch((rows, len(items))) if columns is None else np.empty((rows, len(items)), np.float32)
         if len(scaled) == 1:
             # A one-row product would go through gemv, which sums in another order than gemm.
-            logits = np.matmul(np.vstack([scaled, scaled]), items.T, out=out)[:1]
+            logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
         else:
-            logits = np.matmul(scaled, items.T, out=out)
+            logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
         if self.sequence_weight > 0:
             nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
             nxt.sum_duplicates()
@@ -518,13 +515,7 @@ class UserPersonalization(RecommenderModel):
                 temperature * float(self.sequence_weight), sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12
             )
             r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
-            c, data = nxt.indices, nxt.data
-            if columns is not None:
-                position = np.full(n_items, -1, np.int64)
-                position[columns] = np.arange(len(columns))
-                c = position[c]
-                r, c, data = r[c >= 0], c[c >= 0], data[c >= 0]
-            logits[r, c] += (gamma[r] * data).astype(np.float32)
+            logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
         return logits
 
     def _fit_log_normalizers(self) -> None:
@@ -543,12 +534,14 @@ class UserPersonalization(RecommenderModel):
             out[urows] = _log_sum_exp_rows(self._block_logits(urows))
         self.log_normalizers_ = out
 
-    def _top_scored(self, urows, k: int, blocked_cols, allowed=None):
+    def _top_scored(self, urows, k: int, blocked_cols, allowed=None, keep_columns=None):
         """Top-k items and their softmax scores for known users, from one logits block (see
-        :meth:`_block_logits`) and the users' softmax denominators."""
+        :meth:`_block_logits`) and the users' softmax denominators; then, for exploration, the logits of
+        ``keep_columns`` as they were before exclusions (None without) and the denominators (log)."""
         logits = self._block_logits(urows)
         stored = getattr(self, "log_normalizers_", None)
         log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(logits)
+        kept = None if keep_columns is None else logits[:, keep_columns]
         if len(blocked_cols):
             logits[:, blocked_cols] = -np.inf
         if self.exclude_seen_:
@@ -559,7 +552,7 @@ class UserPersonalization(RecommenderModel):
             logits[~allowed] = -np.inf
         top, vals = top_k_rows(logits, k)
         valid = np.isfinite(vals)
-        return top, np.exp(vals.astype(np.float64) - log_norm[:, None]), valid
+        return TopK(top, np.exp(vals.astype(np.float64) - log_norm[:, None]), valid), kept, log_norm
 
     # ------------------------------------------------------------------ rank
 
