@@ -101,12 +101,13 @@ class RecommenderModel(ABC):
         n : int
             Items per user (lists may be shorter when the catalogue is small).
         exploration_weight : float, default 0.0
-            0 means pure relevance; towards 1 mixes in new, rarely seen items.
+            The share of each list given to young and cold items (0: pure relevance); see
+            :mod:`engine.recipes.exploration`.
         exploration_item_age_cut_off : float, default 30.0
             Items younger than this many days (counted back from the newest interaction)
             are eligible for exploration.
         seed : int, default 0
-            Seed of the exploration noise.
+            Seed of the exploration draws (a batch job's own, so its reruns are identical).
         allowed : ndarray of bool, shape (len(user_ids), n_items), optional
             A filter's verdict per user and item (model item order): only allowed items are
             recommended. Lists are still ``n`` long while enough items qualify; scores are not
