@@ -37,8 +37,8 @@ __all__ = ["SECONDS_PER_DAY", "TopK", "explore", "user_keys", "young_items"]
 
 SECONDS_PER_DAY = 86400.0
 # Position ``r`` (0-based) of a list is an exploration slot with odds ``(r + 1) ** _SLOT_RAMP``: at the
-# service's default weight (0.3, 8 of 25 slots) the first item explores about 1% of the time and the
-# tenth about 20%, so the head keeps the model's best guesses while the tail explores.
+# service's default weight (0.3, 7 or 8 of 25 slots) the first item explores 0.2% of the time, the fifth
+# 5%, the tenth 17% and the last 70%, so the head keeps the model's best guesses while the tail explores.
 _SLOT_RAMP = 2.0
 # Upper bound on the (users x candidate items) keys held at once.
 _KEY_BLOCK_ELEMENTS = 1 << 22
