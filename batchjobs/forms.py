@@ -448,7 +448,8 @@ class BatchSegmentJobForm(forms.Form):
     )
     solution = SolutionChoiceField(
         label="Solution", queryset=Solution.objects.none(), empty_label="Choose a solution",
-        help_text="Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity) make batch segments.",
+        help_text="Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity, aws-item-attribute-affinity) "
+        "make batch segments.",
     )
     solution_version = SolutionVersionChoiceField(
         label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
@@ -463,7 +464,8 @@ class BatchSegmentJobForm(forms.Form):
     input_path = forms.CharField(
         label="S3 input path", max_length=256,
         widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/items.json"}),
-        help_text='A JSON Lines file, or a folder of them, with one {"itemId": "..."} per line.',
+        help_text='A JSON Lines file, or a folder of them, with one {"itemId": "..."} (aws-item-affinity) or '
+        '{"itemAttributes": "ITEMS.genres = \\"Comedy\\""} (aws-item-attribute-affinity) per line.',
     )
     output_path = forms.CharField(
         label="S3 output path", max_length=256,

@@ -37,7 +37,6 @@ from engine.recipes.catalog import (
     HyperParameterError,
     UnknownRecipe,
     get_recipe,
-    input_kind,
     validate_exploration_config,
     validate_hyperparameters,
 )
@@ -693,7 +692,7 @@ class BatchJob(AsyncResource):
 
     @property
     def input_kind(self) -> str:
-        return input_kind(self.recipe.recipe_type)
+        return self.recipe.input_kind
 
     @property
     def seed(self) -> int:

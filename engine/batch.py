@@ -15,7 +15,9 @@ import numpy as np
 from engine.datasets import MAX_ID_LENGTH
 from engine.filters import CompiledFilter, FilterValueError
 from engine.recipes.base import RecommenderModel
+from engine.recipes.catalog import ATTRIBUTES_INPUT, POPULAR_INPUT
 from engine.recipes.item_affinity import segment_output_line, unknown_item_error
+from engine.recipes.item_attribute_affinity import attribute_segment_line
 
 __all__ = [
     "MAX_ITEM_LIST",
@@ -44,6 +46,8 @@ _EXAMPLES = {
     "userId+itemList": '{"userId": ..., "itemList": [...]}',
     "itemId": '{"itemId": ...}',
     "itemId->users": '{"itemId": ...}',
+    POPULAR_INPUT: '{}, {"userId": ...} or {"itemId": ...}',
+    ATTRIBUTES_INPUT: '{"itemAttributes": "ITEMS.<column> = \\"<value>\\""}',
 }
 _ITEM_KINDS = ("itemId", "itemId->users")
 
@@ -161,8 +165,8 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     ----------
     raw : bytes
         One line, with or without its line ending. A UTF-8 BOM at its start is ignored.
-    input_kind : {"userId", "userId+itemList", "itemId"}
-        What the solution version's recipe takes (see :func:`engine.recipes.input_kind`).
+    input_kind : {"userId", "userId+itemList", "itemId", "itemId->users", "itemAttributes->users", "popular"}
+        What the solution version's recipe takes (its spec's ``input_kind``).
 
     Returns
     -------
@@ -197,6 +201,25 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     if not isinstance(obj, dict):
         return obj, f"Each line must be a JSON object like {_EXAMPLES[input_kind]}, got {_describe(obj)}"
 
+    if input_kind == POPULAR_INPUT:
+        # Every line gets the same popular list; ids given are still checked, so a typo is not ignored.
+        if "itemList" in obj:
+            return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got 'itemList'"
+        for present in ("userId", "itemId"):
+            error = _check_id(obj, present) if present in obj else None
+            if error:
+                return obj, error
+        return obj, None
+    if input_kind == ATTRIBUTES_INPUT:
+        for foreign in ("itemId", "userId", "itemList"):
+            if foreign in obj:
+                return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
+        query = obj.get("itemAttributes")
+        if query is None:
+            return obj, "Missing required field 'itemAttributes'"
+        if not isinstance(query, str) or not query.strip():
+            return obj, f"Field 'itemAttributes' must be a non-empty string, got {_describe(query)}"
+        return obj, None
     for foreign, kinds in (("itemList", ("userId+itemList",)), ("itemId", _ITEM_KINDS)):
         if foreign in obj and input_kind not in kinds:
             return obj, f"This solution version's recipe takes {_EXAMPLES[input_kind]} input; got '{foreign}'"
@@ -379,9 +402,11 @@ def _scores_texts(score_lists: list[list[float]]) -> list[bytes]:
 
 _METHODS = {
     "userId": "recommend",
+    POPULAR_INPUT: "recommend",
     "userId+itemList": "rank",
     "itemId": "similar_items",
     "itemId->users": "recommend_users",
+    ATTRIBUTES_INPUT: "recommend_attribute_segments",
 }
 
 
@@ -415,12 +440,15 @@ def run_batch(
         Receives the output lines (compact JSON, ``input``/``output``/``error``).
     num_results : int
         Items per line.
-    input_kind : {"userId", "userId+itemList", "itemId"}
+    input_kind : {"userId", "userId+itemList", "itemId", "itemId->users", "itemAttributes->users", "popular"}
         Decides the model call per chunk: ``model.recommend(user_ids, num_results, ...)`` for
-        ``userId``; ``model.rank(user_ids, item_lists)`` for ``userId+itemList`` (every given item
-        comes back, so ``num_results`` does not apply; ``scores`` covers the scored prefix and
-        items without training data follow unscored); ``model.similar_items(item_ids,
-        num_results)`` for ``itemId``. Lines of another shape get an error line.
+        ``userId`` and ``popular`` (whose lines may be ``{}`` or name an item instead);
+        ``model.rank(user_ids, item_lists)`` for ``userId+itemList`` (every given item comes back, so
+        ``num_results`` does not apply; ``scores`` covers the scored prefix and items without training
+        data follow unscored); ``model.similar_items(item_ids, num_results)`` for ``itemId``;
+        ``model.recommend_users(item_ids, num_results)`` for ``itemId->users``;
+        ``model.recommend_attribute_segments(queries, num_results)`` for ``itemAttributes->users``. Lines of
+        another shape get an error line.
     chunk_size : int, default 2000
         Non-blank lines per model call; bounds memory.
     exploration : dict, optional
@@ -466,10 +494,27 @@ def run_batch(
                 chunk_lines[i] = (query, unknown_item_error(query["itemId"]), chunk_lines[i][2])
         return lines
 
+    def answer_attribute_segments(chunk_lines) -> dict[int, bytes]:
+        """Segment jobs on item attributes: a query without a segment (no match, bad syntax) gets an error line."""
+        good = [(i, q) for i, (q, err, _) in enumerate(chunk_lines) if err is None]
+        user_mask = None
+        if item_filter is not None and good:
+            user_mask = item_filter.user_mask([values_by_line[i] for i, _ in good])
+        queries = [q["itemAttributes"] for _, q in good]
+        users, errors = model.recommend_attribute_segments(queries, num_results, user_mask=user_mask)
+        lines: dict[int, bytes] = {}
+        for g, (i, query) in enumerate(good):
+            if errors[g] is None:
+                lines[i] = attribute_segment_line(query, users[g])
+            else:
+                chunk_lines[i] = (query, errors[g], chunk_lines[i][2])
+        return lines
+
     def answer(good: list[dict], allowed: np.ndarray | None):
         mask = {} if allowed is None else {"allowed": allowed}
-        if input_kind == "userId":
-            return model.recommend([q["userId"] for q in good], num_results, seed=seed, **exploration, **mask)
+        if input_kind in ("userId", POPULAR_INPUT):
+            users = [q.get("userId", "") for q in good]
+            return model.recommend(users, num_results, seed=seed, **exploration, **mask)
         if input_kind == "userId+itemList":
             return model.rank([q["userId"] for q in good], [q["itemList"] for q in good], **mask)
         return model.similar_items([q["itemId"] for q in good], num_results, **mask)
@@ -500,6 +545,9 @@ def run_batch(
                         chunk[i] = (query, str(exc), line_number)
         if input_kind == "itemId->users":
             write(answer_segments(chunk))
+            return
+        if input_kind == ATTRIBUTES_INPUT:
+            write(answer_attribute_segments(chunk))
             return
         good = [q for q, err, _ in chunk if err is None]
         values = [values_by_line[i] for i, (_, err, _) in enumerate(chunk) if err is None and item_filter]

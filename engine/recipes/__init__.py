@@ -18,6 +18,7 @@ from engine.recipes.catalog import (
     validate_hyperparameters,
 )
 from engine.recipes.item_affinity import ItemAffinity
+from engine.recipes.item_attribute_affinity import ItemAttributeAffinity
 from engine.recipes.popularity import PopularityCount
 from engine.recipes.sims import Sims
 from engine.recipes.user_personalization import (
@@ -37,6 +38,7 @@ __all__ = [
     "HRNNMetadata",
     "HyperParameterError",
     "ItemAffinity",
+    "ItemAttributeAffinity",
     "NotFittedError",
     "PersonalizedRanking",
     "PopularityCount",
@@ -64,6 +66,7 @@ MODEL_CLASSES: dict[str, type[RecommenderModel]] = {
         HRNNMetadata,
         HRNNColdstart,
         ItemAffinity,
+        ItemAttributeAffinity,
     )
 }
 

@@ -13,9 +13,6 @@ from engine.datasets import IdMap, Interactions, Items, Users, interaction_matri
 
 __all__ = ["NotFittedError", "RecommenderModel"]
 
-_SECONDS_PER_DAY = 86400.0
-
-
 class NotFittedError(ValueError):
     """``recommend`` was called before ``fit``."""
 
@@ -104,12 +101,13 @@ class RecommenderModel(ABC):
         n : int
             Items per user (lists may be shorter when the catalogue is small).
         exploration_weight : float, default 0.0
-            0 means pure relevance; towards 1 mixes in new, rarely seen items.
+            The share of each list given to young and cold items (0: pure relevance); see
+            :mod:`engine.recipes.exploration`.
         exploration_item_age_cut_off : float, default 30.0
             Items younger than this many days (counted back from the newest interaction)
             are eligible for exploration.
         seed : int, default 0
-            Seed of the exploration noise.
+            Seed of the exploration draws (a batch job's own, so its reruns are identical).
         allowed : ndarray of bool, shape (len(user_ids), n_items), optional
             A filter's verdict per user and item (model item order): only allowed items are
             recommended. Lists are still ``n`` long while enough items qualify; scores are not
@@ -234,26 +232,6 @@ class RecommenderModel(ABC):
     def _popular_lists(self, n: int, allowed: np.ndarray | None = None) -> list[str]:
         order = self.popular_order_ if allowed is None else self.popular_order_[allowed[self.popular_order_]]
         return self.item_map_.ids[order[: max(0, n)]].tolist()
-
-    def _exploration_bonus(self, weight: float, cut_off_days: float, seed: int) -> np.ndarray | None:
-        """Per-item bonus in [0, 1.1) for items young enough to explore, or None when off.
-
-        The bonus is inversely related to the item's interaction count, as the service's
-        exploration favours items with little data, plus a small seeded jitter so equally
-        cold items do not always appear in id order.
-        """
-        if weight <= 0:
-            return None
-        age = (self.latest_timestamp_ - self.item_age_basis_) / _SECONDS_PER_DAY
-        eligible = age <= cut_off_days
-        if not eligible.any():
-            # No item is young enough: the blend would only rescale relevance, which changes no ranking,
-            # and skipping it spares the hot path three passes over the catalogue.
-            return None
-        rng = np.random.default_rng(seed)
-        jitter = rng.random(len(eligible)) * 0.1
-        bonus = np.where(eligible, 1.0 / (1.0 + self.item_counts_) + jitter, 0.0)
-        return bonus
 
 
 def fit_als(model, conf) -> tuple[np.ndarray, np.ndarray, Any]:

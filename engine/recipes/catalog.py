@@ -38,6 +38,11 @@ INPUT_KINDS = {
     RELATED_ITEMS: "itemId",
     USER_SEGMENTATION: "itemId->users",
 }
+#: Popularity-Count answers every line with the same list: the service's examples send ``{}``,
+#: ``{"itemId": ...}`` and ``{"userId": ...}`` lines to it.
+POPULAR_INPUT = "popular"
+#: Item-Attribute-Affinity's segment queries: ``{"itemAttributes": "ITEMS.genres = \"Comedy\""}``.
+ATTRIBUTES_INPUT = "itemAttributes->users"
 
 
 class UnknownRecipe(KeyError):
@@ -115,6 +120,8 @@ class RecipeSpec:
     hyperparameters : tuple of HyperParameter
     has_scores : bool
         Whether batch output lines carry ``scores`` (popularity-count's and SIMS's do not).
+    batch_input : str
+        The batch input kind when it is not the recipe type's (see :attr:`input_kind`).
     legacy : bool
         The service no longer offers the recipe for new solutions (the HRNN family); kept so
         existing solutions and their batch jobs keep working.
@@ -128,10 +135,16 @@ class RecipeSpec:
     hyperparameters: tuple[HyperParameter, ...] = field(default_factory=tuple)
     has_scores: bool = True
     legacy: bool = False
+    batch_input: str = ""
     arn: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arn", f"arn:aws:personalize:::recipe/{self.name}")
+
+    @property
+    def input_kind(self) -> str:
+        """What a batch input line holds for this recipe (see :func:`input_kind`)."""
+        return self.batch_input or input_kind(self.recipe_type)
 
     def hyperparameter(self, name: str) -> HyperParameter:
         for hp in self.hyperparameters:
@@ -177,7 +190,8 @@ RECIPES: dict[str, RecipeSpec] = {
             description=(
                 "Recommends items for a user from their interaction history (implicit-feedback matrix "
                 "factorisation blended with a recency-weighted item-to-item sequence model); unknown users "
-                "get popular items. Scores are a softmax over the whole catalogue."
+                "get popular items. Scores are a softmax over the whole catalogue. A batch job's "
+                "explorationWeight is the share of each list given to young and cold items."
             ),
             hyperparameters=_sequence_params(149) + _EXPLORATION_PARAMS,
         ),
@@ -225,15 +239,31 @@ RECIPES: dict[str, RecipeSpec] = {
             has_scores=False,
         ),
         RecipeSpec(
+            name="aws-item-attribute-affinity",
+            recipe_type=USER_SEGMENTATION,
+            algorithm_arn="arn:aws:personalize:::algorithm/aws-item-attribute-affinity",
+            feature_transformation_arn="arn:aws:personalize:::feature-transformation/item-attribute-affinity",
+            description=(
+                "User segmentation for batch segment jobs: for each item-attribute query such as "
+                'ITEMS.genres = "Comedy" AND ITEMS.genres = "Action", the users most likely to interact with '
+                "items that have those attributes (the aws-item-affinity model, queried with the mean factors "
+                "of the matching items). Needs an Items dataset. No scores."
+            ),
+            hyperparameters=(HyperParameter("hidden_dimension", "int", 149, 32, 256),),
+            has_scores=False,
+            batch_input=ATTRIBUTES_INPUT,
+        ),
+        RecipeSpec(
             name="aws-popularity-count",
             recipe_type=USER_PERSONALIZATION,
             algorithm_arn="arn:aws:personalize:::algorithm/aws-popularity-count",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/sims",
             description=(
-                "Recommends the items with the most unique users, the same list for everyone. "
-                "No scores. Useful as a baseline."
+                "Recommends the items with the most unique users, the same list for every input line "
+                "({}, {\"userId\": ...} or {\"itemId\": ...}). No scores. Useful as a baseline."
             ),
             has_scores=False,
+            batch_input=POPULAR_INPUT,
         ),
         RecipeSpec(
             name="aws-hrnn",

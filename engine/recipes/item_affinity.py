@@ -9,10 +9,17 @@ The model is implicit ALS (Hu, Koren & Volinsky) on recency-weighted confidences
 the item fits; the activity term says who is likely to interact with anything at all, and most of
 "who will interact with this item next" is who interacts at all (on ML-100k the most active users
 alone find 3x more future users than chance). Users who already interacted with the item are never
-returned. Items without interactions in training (unknown ids, Items-dataset-only items) have no
-learned factors: the service requires the item to have existed at training time, so
-:meth:`ItemAffinity.recommend_users` returns an empty list for them and :meth:`ItemAffinity.known_items`
-lets the batch runner write an error line instead (see :func:`unknown_item_error`).
+returned. An item the Items dataset knows but nobody interacted with in training gets the factors its
+metadata predicts (:mod:`engine.recipes.metadata`: a ridge regression from attribute tokens such as
+``GENRES=Comedy`` to the learned factors), so it has a segment like any other item. An item neither
+dataset knows (or one without usable metadata) cannot be queried: the service requires the item to
+have existed at training time, so :meth:`ItemAffinity.recommend_users` returns an empty list for it and
+:meth:`ItemAffinity.known_items` lets the batch runner write an error line instead (see
+:func:`unknown_item_error`).
+
+:class:`ItemAttributeAffinity` (aws-item-attribute-affinity) answers attribute queries instead, such as
+``ITEMS.genres = "Comedy" AND ITEMS.genres = "Action"``: the users most likely to interact with items
+that have all those attributes.
 
 The segment metrics (:func:`evaluate_segments`) follow the service's USER_SEGMENTATION protocol:
 each user's interactions are split 80/20 by time; for every item of the newest 20% the users who
@@ -35,6 +42,7 @@ from engine.datasets import Interactions, Items, Users
 from engine.recipes._scoring import top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
+from engine.recipes.metadata import fill_from_metadata
 
 __all__ = [
     "ItemAffinity",
@@ -116,7 +124,8 @@ class ItemAffinity(RecommenderModel):
     seen_indptr_, seen_indices_ : ndarray
         CSC structure of the users who interacted with each item (excluded from its segment).
     trained_items_ : ndarray of bool
-        Items with at least one interaction (the others cannot be queried).
+        Items with factors: learned from interactions, or predicted from Items metadata (the others
+        cannot be queried).
     """
 
     recipe_arn = get_recipe("aws-item-affinity").arn
@@ -184,6 +193,8 @@ class ItemAffinity(RecommenderModel):
         self.seen_indptr_ = seen.indptr.astype(np.int64)
         self.seen_indices_ = seen.indices.astype(np.int64)
         self.trained_items_ = self.item_counts_ > 0
+        if items is not None and len(items):
+            fill_from_metadata(self.item_map_, self.item_factors_, self.trained_items_, items.item_ids, items.columns)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -253,19 +264,25 @@ class ItemAffinity(RecommenderModel):
         return user_mask if user_mask.ndim == 1 else user_mask[q]
 
     def _top_users(self, cols: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k users of a block of items: one float32 product, exclusions, then a bounded top-k."""
-        v = self.item_factors_[cols]
+        """Top-k users of a block of items, leaving out the users who interacted with each item."""
+        starts, ends = self.seen_indptr_[cols], self.seen_indptr_[cols + 1]
+        lengths = ends - starts
+        r = np.repeat(np.arange(len(cols)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        seen = (r, self.seen_indices_[np.repeat(starts, lengths) + offsets])
+        return self._rank_users(self.item_factors_[cols], k, mask, seen)
+
+    def _rank_users(self, v: np.ndarray, k: int, mask: np.ndarray | None, excluded=None):
+        """Top-k users for each row of item factors ``v``: one float32 product, exclusions (``(rows, users)``
+        pairs and the mask), then a bounded top-k."""
         if len(v) == 1:
             # A one-row product would go through gemv, which sums in another order than gemm.
             scores = (np.vstack([v, v]) @ self.user_factors_.T)[:1]
         else:
             scores = v @ self.user_factors_.T
         scores += self.user_prior_[None, :]
-        starts, ends = self.seen_indptr_[cols], self.seen_indptr_[cols + 1]
-        lengths = ends - starts
-        r = np.repeat(np.arange(len(cols)), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        scores[r, self.seen_indices_[np.repeat(starts, lengths) + offsets]] = -np.inf
+        if excluded is not None:
+            scores[excluded] = -np.inf
         if mask is not None:
             if mask.ndim == 1:
                 scores[:, ~mask] = -np.inf

@@ -42,8 +42,9 @@ def run(demo_world, trained_version):
         (b'{"userId": 42}', "must be a non-empty string"),
         (b'{"userId": ""}', "must be a non-empty string"),
         (b'{"userId": null}', "userId"),
-        (b"{}", "Missing required field 'userId'"),
-        (b'{"itemId": "1001"}', "userId"),
+        # Popularity-Count takes {} and {"itemId": ...} lines too (the service's examples), but checks them.
+        (b'{"itemId": 1001}', "Field 'itemId' must be a non-empty string"),
+        (b'{"itemList": ["1001"]}', "got 'itemList'"),
         (b'{"userId": "' + b"x" * 70_000 + b'"}', "longer than 65536 bytes"),
         (b'{"userId": "\xff\xfe"}', "Invalid UTF-8"),
     ],

@@ -125,3 +125,68 @@ def test_a_segment_job_refuses_a_recommendation_version(demo_world, trained_vers
             job_name="seg", solution_version_arn=version.arn, input_path="s3://bucket/in/items.json",
             output_path="s3://bucket/out/", role_arn=demo_world["role"].arn,
         )
+
+
+def run_segment_job(demo_world, version, lines, name="segments", num_results=15):
+    write_lines(demo_world["storage"], f"s3://bucket/in/{name}.json", lines)
+    job = BatchSegmentJob.create_validated(
+        job_name=name, solution_version_arn=version.arn, input_path=f"s3://bucket/in/{name}.json",
+        output_path="s3://bucket/out/", role_arn=demo_world["role"].arn, num_results=num_results,
+    )
+    tasks.run_batch_segment_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE, job.failure_reason
+    return job, read_output(demo_world["storage"], f"s3://bucket/out/{name}.json.out")
+
+
+def test_a_segment_job_answers_items_only_the_items_dataset_knows(demo_world, trained_version):
+    from batchjobs.models import DatasetImportJob
+
+    storage = demo_world["storage"]
+    storage.write_bytes(
+        "s3://bucket/data/more-items.csv",
+        demo_world["data"].items_csv + b"brand-new,Horror title 0,Horror,1767225600\n",
+    )
+    items = demo_world["group"].dataset("ITEMS")
+    reimport = DatasetImportJob.objects.create(
+        job_name="more-items", dataset=items, data_location="s3://bucket/data/more-items.csv", role=demo_world["role"]
+    )
+    tasks.import_dataset(reimport.pk)
+    version = trained_version("aws-item-affinity")
+    known = demo_world["data"].item_ids[0]
+    job, out = run_segment_job(
+        demo_world, version, [json.dumps({"itemId": i}) for i in ("brand-new", known, "unknown-item")]
+    )
+    assert out[0]["error"] is None and len(out[0]["output"]["recommendedUsers"]) == 15
+    assert out[1]["error"] is None
+    assert out[2]["error"] == "Item 'unknown-item' was not in the training data of this solution version"
+    assert job.lines_failed == 1
+
+
+def test_a_segment_job_on_item_attributes_finds_the_users_of_that_genre(demo_world, trained_version):
+    version = trained_version("aws-item-attribute-affinity")
+    assert version.solution.recipe.input_kind == "itemAttributes->users"
+    lines = [
+        '{"itemAttributes": "ITEMS.genres = \\"Horror\\""}',
+        '{"itemAttributes": "ITEMS.GENRES = \\"Comedy\\" AND ITEMS.genres = \\"Horror\\""}',
+        '{"itemAttributes": "ITEMS.genres = \\"Opera\\""}',
+        '{"itemId": "1000"}',
+    ]
+    job, out = run_segment_job(demo_world, version, lines, name="attributes", num_results=30)
+    assert out[0] == {"itemAttributes": 'ITEMS.genres = "Horror"', "output": out[0]["output"], "error": None}
+    segment = out[0]["output"]["recommendedUsers"]
+    assert len(segment) == 30
+    assert out[1]["error"] is None or out[1]["error"].startswith("No item in the Items dataset has")
+    assert out[2]["error"] == 'No item in the Items dataset has ITEMS.genres = "Opera"'
+    assert out[3]["error"].endswith("got 'itemId'") and job.lines_failed == 2
+    # Activity weighs in (who interacts at all), but taste decides: the segment's users spend a larger share
+    # of their interactions on horror than the same number of the most active users do.
+    horror = {line.split(",")[0] for line in demo_world["data"].items_csv.decode().splitlines()[1:]
+              if "Horror" in line.split(",")[2].split("|")}
+    per_user: dict[str, list[bool]] = {}
+    for line in demo_world["data"].interactions_csv.decode().splitlines()[1:]:
+        user, item = line.split(",")[:2]
+        per_user.setdefault(user, []).append(item in horror)
+    share = {u: sum(v) / len(v) for u, v in per_user.items()}
+    most_active = sorted(per_user, key=lambda u: (-len(per_user[u]), u))[:30]
+    assert sum(share[u] for u in segment) > 1.1 * sum(share[u] for u in most_active)

@@ -14,6 +14,7 @@ from batchjobs.errors import (
     ResourceNotFoundException,
 )
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetImportJob, Role, SolutionVersion
+from engine.artifacts import load_model
 from tests.helpers import read_output, run_queued_jobs, write_lines
 
 pytestmark = pytest.mark.usefixtures("flush_queues")
@@ -154,6 +155,21 @@ def test_popularity_output_has_no_scores(demo_world, trained_version):
     assert out[0]["output"]["recommendedItems"] == out[1]["output"]["recommendedItems"]
 
 
+def test_popularity_count_answers_the_seeds_input_file_line_for_line(demo_world, trained_version):
+    version = trained_version("aws-popularity-count")
+    lines = ["{}", '{"itemId": "105"}', '{"userId": "12"}']
+    write_lines(demo_world["storage"], "s3://bucket/in/popular.json", lines)
+    job = create_job(version, demo_world["role"], input_path="s3://bucket/in/popular.json", num_results=3)
+    tasks.run_batch_inference_job(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.lines_done, job.lines_failed) == ("ACTIVE", 3, 0)
+    out = read_output(demo_world["storage"], "s3://bucket/out/popular.json.out")
+    assert [line["input"] for line in out] == [json.loads(line) for line in lines]
+    assert [line["error"] for line in out] == [None, None, None]
+    popular = out[0]["output"]["recommendedItems"]
+    assert len(popular) == 3 and all(line["output"] == {"recommendedItems": popular} for line in out)
+
+
 def test_a_role_that_may_not_write_the_output_fails_the_job_naming_path_and_permission(
     demo_world, trained_version
 ):
@@ -275,6 +291,37 @@ def test_exploration_settings_are_validated_and_kept(demo_world, trained_version
             name="j2",
             config={"itemExplorationConfig": {"explorationWeight": "2"}},
         )
+
+
+def test_a_default_job_explores_a_share_of_each_list_and_a_rerun_writes_the_same_bytes(demo_world, trained_version):
+    version = trained_version("aws-user-personalization")
+    storage = demo_world["storage"]
+    users = demo_world["data"].user_ids[:60]
+    write_lines(storage, "s3://bucket/in/users.json", [json.dumps({"userId": u}) for u in users])
+    # What the console form and the API send by default: exploration at weight 0.3, cut-off 30 days.
+    job = create_job(version, demo_world["role"])
+    tasks.run_batch_inference_job(job.pk)
+    first = storage.read_bytes("s3://bucket/out/users.json.out")
+    # The worker died before recording the file: the retry (same job, same seed) starts the file over.
+    BatchInferenceJob.objects.filter(pk=job.pk).update(status="CREATE PENDING", file_results=[])
+    tasks.run_batch_inference_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == "ACTIVE" and job.attempts == 2
+    assert storage.read_bytes("s3://bucket/out/users.json.out") == first
+
+    model = load_model(version.artifact)
+    cut_off = model.latest_timestamp_ - 30 * 86400
+    young = set(model.item_map_.ids[model.item_age_basis_ >= cut_off].tolist())
+    lists = [line["output"]["recommendedItems"] for line in read_output(storage, "s3://bucket/out/users.json.out")]
+    share = sum(i in young for row in lists for i in row) / sum(len(row) for row in lists)
+    assert 0.25 <= share < 0.5
+    # Another job is another seed: other young items are explored, the relevance part stays.
+    other = BatchInferenceJob.create_validated(
+        job_name="job-2", solution_version_arn=version.arn, input_path="s3://bucket/in/users.json",
+        output_path="s3://bucket/out/other/", role_arn=demo_world["role"].arn,
+    )
+    tasks.run_batch_inference_job(other.pk)
+    assert storage.read_bytes("s3://bucket/out/other/users.json.out") != first
 
 
 def test_dataset_arns_follow_the_service_format(demo_world):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.batch import MAX_LINE_BYTES, BatchStats, format_score, iter_lines, parse_line, run_batch
-from engine.recipes import PopularityCount, UserPersonalization
+from engine.recipes import PopularityCount, UserPersonalization, get_recipe
 from tests.engine.support import block_rows, make_interactions
 
 
@@ -158,6 +158,35 @@ def test_run_batch_writes_popularity_lines_without_scores():
     assert out.getvalue() == (
         b'{"input":{"userId":"12"},"output":{"recommendedItems":["105","106"]},"error":null}\n'
     )
+
+
+def test_popularity_count_answers_the_seeds_example_lines_with_one_list():
+    model = PopularityCount().fit(make_interactions([("u1", "105", 1), ("u2", "105", 2), ("u2", "106", 3)]))
+    spec = get_recipe("aws-popularity-count")
+    out = io.BytesIO()
+    stats = run_batch(model, [b"{}", b'{"itemId": "105"}', b'{"userId": "12"}'], out, num_results=25,
+                      input_kind=spec.input_kind)
+    assert stats.lines_failed == 0
+    assert out.getvalue().decode().splitlines() == [
+        '{"input":{},"output":{"recommendedItems":["105","106"]},"error":null}',
+        '{"input":{"itemId":"105"},"output":{"recommendedItems":["105","106"]},"error":null}',
+        '{"input":{"userId":"12"},"output":{"recommendedItems":["105","106"]},"error":null}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b'{"itemId": 105}', "Field 'itemId' must be a non-empty string, got the number 105; "
+                             'write it as a string, e.g. "105"'),
+        (b'{"userId": ""}', f"{NOT_STRING}, got an empty string"),
+        (b'{"userId": "1", "itemList": ["2"]}', "This solution version's recipe takes {}, "
+                                                '{"userId": ...} or {"itemId": ...} input; got \'itemList\''),
+        (b"[]", 'Each line must be a JSON object like {}, {"userId": ...} or {"itemId": ...}, got an array'),
+    ],
+)
+def test_popularity_count_still_checks_the_ids_it_is_given(raw, error):
+    assert parse_line(raw, "popular")[1] == error
 
 
 def test_run_batch_exact_line_format():

@@ -34,7 +34,7 @@ def test_catalog_has_every_batch_recipe_with_the_service_defaults():
     names = {spec.name: spec for spec in RECIPES.values()}
     assert set(names) == {
         "aws-user-personalization", "aws-personalized-ranking", "aws-sims", "aws-popularity-count",
-        "aws-hrnn", "aws-hrnn-metadata", "aws-hrnn-coldstart", "aws-item-affinity",
+        "aws-hrnn", "aws-hrnn-metadata", "aws-hrnn-coldstart", "aws-item-affinity", "aws-item-attribute-affinity",
     }
     assert names["aws-personalized-ranking"].recipe_type == "PERSONALIZED_RANKING"
     assert names["aws-sims"].recipe_type == "RELATED_ITEMS" and not names["aws-sims"].has_scores
@@ -57,6 +57,8 @@ def test_catalog_has_every_batch_recipe_with_the_service_defaults():
     assert all(spec.legacy == spec.name.startswith("aws-hrnn") for spec in RECIPES.values())
     assert [input_kind(names[n].recipe_type) for n in ("aws-hrnn", "aws-personalized-ranking", "aws-sims")] == [
         "userId", "userId+itemList", "itemId"]
+    assert [names[n].input_kind for n in ("aws-popularity-count", "aws-item-affinity", "aws-item-attribute-affinity")] \
+        == ["popular", "itemId->users", "itemAttributes->users"]
 
 
 @pytest.mark.parametrize(
