@@ -51,7 +51,6 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "AmazonPersonalize."
 MAX_TAGS_PER_RESOURCE = 50
 WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
-STOPPED_REASON = "Stopped by StopSolutionVersionCreation."
 
 
 @dataclass(frozen=True)
@@ -332,15 +331,7 @@ def get_solution_metrics(call: Call) -> dict:
 
 
 def stop_solution_version_creation(call: Call) -> dict:
-    """The status machine has no CREATE STOPPING/STOPPED yet: a stopped version fails with a clear reason."""
-    version = _version(call)
-    if version.status not in UNFINISHED_STATUSES or not version.fail(STOPPED_REASON):
-        version.refresh_from_db(fields=["status"])
-        raise ResourceInUseException(
-            f"The solution version {version.arn} is {version.status}; only a version that is "
-            f"{' or '.join(UNFINISHED_STATUSES)} can be stopped.",
-            field="solutionVersionArn",
-        )
+    _version(call).request_stop()
     return {}
 
 

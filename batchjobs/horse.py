@@ -11,11 +11,15 @@ import sys
 
 from batchjobs.processes import die_with_parent
 
+#: Set in a work horse's environment: work running here may end the process to stop at once.
+HORSE_ENV = "PERSONALIZE_WORK_HORSE"
+
 
 def main(argv: list[str]) -> None:
     worker_key, job_id, queue_name, execution_id, worker_pid = argv
     # First of all: a horse whose worker is gone has nobody to report to, and must not run on unseen.
     die_with_parent(int(worker_pid))
+    os.environ[HORSE_ENV] = "1"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     import django
 

@@ -48,18 +48,24 @@ class Status(models.TextChoices):
     CREATE_IN_PROGRESS = "CREATE IN_PROGRESS", "Create in progress"
     ACTIVE = "ACTIVE", "Active"
     CREATE_FAILED = "CREATE FAILED", "Create failed"
+    # Only solution versions are stopped (StopSolutionVersionCreation).
+    CREATE_STOPPING = "CREATE STOPPING", "Create stopping"
+    CREATE_STOPPED = "CREATE STOPPED", "Create stopped"
 
 
 # Which statuses each status may be entered from. IN_PROGRESS -> PENDING is the retry of a job whose
-# worker died; the reconciler makes it.
+# worker died; the reconciler makes it. A stop takes a PENDING row straight to STOPPED, and a running one
+# through STOPPING, which its own worker (or, if that died, the reconciler) ends in STOPPED.
 PREDECESSORS: dict[str, tuple[str, ...]] = {
     Status.CREATE_PENDING: (Status.CREATE_IN_PROGRESS,),
     Status.CREATE_IN_PROGRESS: (Status.CREATE_PENDING,),
     Status.ACTIVE: (Status.CREATE_IN_PROGRESS,),
     Status.CREATE_FAILED: (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS),
+    Status.CREATE_STOPPING: (Status.CREATE_IN_PROGRESS,),
+    Status.CREATE_STOPPED: (Status.CREATE_PENDING, Status.CREATE_STOPPING),
 }
-TERMINAL_STATUSES = (Status.ACTIVE, Status.CREATE_FAILED)
-UNFINISHED_STATUSES = (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS)
+TERMINAL_STATUSES = (Status.ACTIVE, Status.CREATE_FAILED, Status.CREATE_STOPPED)
+UNFINISHED_STATUSES = (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_STOPPING)
 
 
 #: What a batch job appends to an input's name to name its output, as the service does.
@@ -166,6 +172,14 @@ class AsyncResource(models.Model):
         """Say the attempt's worker is alive; False once the attempt no longer owns the row."""
         rows = self._owned(type(self).objects.filter(pk=self.pk, status=Status.CREATE_IN_PROGRESS))
         return rows.update(heartbeat=timezone.now()) == 1
+
+    def stop_requested(self) -> bool:
+        """Whether this attempt's row was asked to stop (CREATE STOPPING) while it ran."""
+        return self._owned(type(self).objects.filter(pk=self.pk, status=Status.CREATE_STOPPING)).exists()
+
+    def finish_stop(self, guard: dict | None = None) -> bool:
+        """CREATE STOPPING -> CREATE STOPPED, once the work has stopped."""
+        return self.transition(Status.CREATE_STOPPED, "Stopped.", {"status": Status.CREATE_STOPPING, **(guard or {})})
 
     def retry_after_worker_loss(self, max_attempts: int, *, stale_before=None, dead_owner: str = "") -> str | None:
         """Called by the reconciler for an IN_PROGRESS row whose worker is lost: its heartbeat is older than
@@ -645,6 +659,21 @@ class SolutionVersion(AsyncResource):
                 TRAINING_QUEUE, "batchjobs.tasks.train_solution_version", version.pk, version.rq_job_id
             )
         return version
+
+    def request_stop(self) -> None:
+        """StopSolutionVersionCreation: a version not started yet stops at once; a training in progress is
+        asked to stop (CREATE STOPPING), and its work horse ends it within a heartbeat (CREATE STOPPED)."""
+        message = "Stop requested by StopSolutionVersionCreation."
+        if self.transition(Status.CREATE_STOPPED, message, {"status": Status.CREATE_PENDING}):
+            return
+        if self.transition(Status.CREATE_STOPPING, message):
+            return
+        self.refresh_from_db(fields=["status"])
+        raise ResourceInUseException(
+            f"The solution version {self.arn} is {self.status}; only a version that is CREATE PENDING or "
+            "CREATE IN_PROGRESS can be stopped.",
+            field="solutionVersionArn",
+        )
 
 
 class BatchJob(AsyncResource):

@@ -89,6 +89,10 @@ def reconcile(now=None) -> dict[str, int]:
 
                     fail_job_for_shard(row)
         pending += [(row, queue, task) for row in _unfinished(model, Status.CREATE_PENDING)]
+    for row in SolutionVersion.objects.filter(status=Status.CREATE_STOPPING):
+        # Asked to stop, and nobody is left to end it: the stop is done.
+        if (row.owner and owner_is_gone(row.owner)) or row.heartbeat is None or row.heartbeat < stale_before:
+            row.finish_stop({"attempts": row.attempts})
     missing = {row.rq_job_id for row, queue, _ in pending if row.rq_job_id not in waiting[queue]}
     lost = _missing_long_enough(missing, now.timestamp())
     for row, queue, task in pending:

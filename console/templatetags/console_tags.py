@@ -15,6 +15,8 @@ ICONS = {
     Status.CREATE_IN_PROGRESS: "\u25d4",  # circle with upper right quadrant
     Status.ACTIVE: "\u2714",  # heavy check mark
     Status.CREATE_FAILED: "\u2716",  # heavy multiplication x
+    Status.CREATE_STOPPING: "\u25a3",  # white square containing black small square
+    Status.CREATE_STOPPED: "\u25a0",  # black square
 }
 
 

@@ -170,14 +170,20 @@ def test_solutions_versions_and_stop(personalize, groups):
         personalize.get_solution_metrics(solutionVersionArn=version_arns[1])
     assert _error(excinfo) == "ResourceInUseException"
 
+    # Not started yet: stopped at once, as the service moves a PENDING version straight to CREATE STOPPED.
     personalize.stop_solution_version_creation(solutionVersionArn=version_arns[1])
     stopped = personalize.describe_solution_version(solutionVersionArn=version_arns[1])["solutionVersion"]
-    assert stopped["status"] == "CREATE FAILED"
-    assert stopped["failureReason"] == "Stopped by StopSolutionVersionCreation."
+    assert stopped["status"] == "CREATE STOPPED" and "failureReason" not in stopped
     with pytest.raises(ClientError) as excinfo:
         personalize.stop_solution_version_creation(solutionVersionArn=version_arns[1])
     assert _error(excinfo) == "ResourceInUseException"
-    assert SolutionVersion.objects.filter(status="CREATE FAILED").count() == 1
+    assert SolutionVersion.objects.filter(status="CREATE STOPPED").count() == 1
+    # Running: CREATE STOPPING, until its worker ends it.
+    running = SolutionVersion.objects.get(arn=version_arns[2])
+    assert running.start()
+    personalize.stop_solution_version_creation(solutionVersionArn=version_arns[2])
+    assert personalize.describe_solution_version(
+        solutionVersionArn=version_arns[2])["solutionVersion"]["status"] == "CREATE STOPPING"
 
 
 def test_recipes(personalize):

@@ -276,3 +276,19 @@ def test_a_job_owned_by_another_machine_waits_for_its_heartbeat(job):
     assert job.start()
     BatchInferenceJob.objects.filter(pk=job.pk).update(owner="elsewhere#1/12345/678")
     assert reconcile()["retried"] == 0
+
+
+def test_a_stop_whose_work_horse_died_is_finished_by_the_reconciler(demo_world):
+    from batchjobs.models import Solution
+
+    solution = Solution.create_validated("s", demo_world["group"].arn, "arn:aws:personalize:::recipe/aws-sims")
+    version = SolutionVersion.objects.create(solution=solution)
+    assert version.start()
+    version.request_stop()
+    assert reconcile()["retried"] == 0
+    version.refresh_from_db()
+    assert version.status == Status.CREATE_STOPPING  # its horse is alive: it ends the stop itself
+    SolutionVersion.objects.filter(pk=version.pk).update(owner=dead_process_owner())
+    reconcile()
+    version.refresh_from_db()
+    assert version.status == Status.CREATE_STOPPED

@@ -149,3 +149,44 @@ def test_a_killed_worker_takes_its_horse_with_it_and_the_training_is_retried_at_
             first.kill()
     assert version.status == Status.ACTIVE, version.failure_reason
     assert any("died; retrying" in t.message for t in version.transitions.all())
+
+
+def test_stopping_a_training_ends_its_work_horse_and_says_create_stopped(
+    isolated_storage, redis_url, flush_queues, demo_world, worker, settings
+):
+    """StopSolutionVersionCreation on a training in progress: CREATE STOPPING, then CREATE STOPPED within a
+    heartbeat or two, and the work horse doing the training is gone (not left running to the end)."""
+    from batchjobs import tasks
+    from batchjobs.models import Dataset, DatasetImportJob
+    from engine import synthetic
+
+    # Enough data that the training is still running when the stop arrives.
+    data = synthetic.generate(n_users=3000, n_items=1500, n_interactions=120_000, seed=5)
+    demo_world["storage"].write_bytes("s3://bucket/data/big.csv", data.interactions_csv)
+    dataset = demo_world["group"].dataset(Dataset.Type.INTERACTIONS)
+    job = DatasetImportJob.create_validated("big", dataset.arn, "s3://bucket/data/big.csv", demo_world["role"].arn)
+    tasks.import_dataset(job.pk)
+    solution = Solution.create_validated(
+        "stopped", demo_world["group"].arn, "arn:aws:personalize:::recipe/aws-user-personalization"
+    )
+    version = SolutionVersion.create_validated(solution.arn)
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    while version.status != Status.CREATE_IN_PROGRESS:
+        assert time.monotonic() < deadline and version.status == Status.CREATE_PENDING, version.status
+        version.refresh_from_db()
+        time.sleep(0.02)
+    horses = processes.descendants(worker.pid)
+    version.request_stop()
+    version.refresh_from_db()
+    assert version.status == Status.CREATE_STOPPING
+    deadline = time.monotonic() + 30
+    while version.status != Status.CREATE_STOPPED:
+        assert time.monotonic() < deadline, f"still {version.status}"
+        version.refresh_from_db()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while any(processes.start_ticks(pid) for pid in horses):
+        assert time.monotonic() < deadline, "the work horse trained on after the stop"
+        time.sleep(0.05)
+    assert [t.status for t in version.transitions.all()][-2:] == ["CREATE STOPPING", "CREATE STOPPED"]
+    assert not version.artifact

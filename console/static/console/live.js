@@ -5,8 +5,9 @@
    List page: [data-live-list-url] is polled with the ids of its unfinished rows; each row is updated. */
 (function () {
   "use strict";
-  var TERMINAL = ["ACTIVE", "CREATE FAILED"];
-  var ICONS = {"CREATE PENDING": "\u25cb", "CREATE IN_PROGRESS": "\u25d4", "ACTIVE": "\u2714", "CREATE FAILED": "\u2716"};
+  var TERMINAL = ["ACTIVE", "CREATE FAILED", "CREATE STOPPED"];
+  var ICONS = {"CREATE PENDING": "\u25cb", "CREATE IN_PROGRESS": "\u25d4", "ACTIVE": "\u2714", "CREATE FAILED": "\u2716",
+               "CREATE STOPPING": "\u25a3", "CREATE STOPPED": "\u25a0"};
   var INTERVAL_MS = 1500;
 
   function badge(status, label) {
