@@ -87,8 +87,13 @@ class Stack:
             "DEMO": "0",
             "PYTHONUNBUFFERED": "1",
             "PERSONALIZE_STACK_ID": self.stack_id,
+            # A home of its own: a control file or socket a program drops there would be one another stack on
+            # the machine shares (gunicorn's default control socket is $HOME/.gunicorn/gunicorn.ctl).
+            "HOME": str(data_dir / "home"),
             **(extra_env or {}),
         }
+        (data_dir / "home").mkdir(exist_ok=True)
+        self.env.pop("XDG_RUNTIME_DIR", None)
         self.process: subprocess.Popen | None = None
         self.log = data_dir / "stack.log"
 
@@ -169,6 +174,7 @@ class Stack:
             found.append(f"port {self.port} still in use")
         if (self.data_dir / "redis.sock").exists():
             found.append("redis.sock left in DATA_DIR")
+        found += [f"{path} left in HOME" for path in (self.data_dir / "home").rglob("*")]
         return found
 
 
