@@ -64,6 +64,17 @@ def train(solution) -> SolutionVersion:
     return wait_for(SolutionVersion.create_validated(solution.arn))
 
 
+def start_training(solution) -> SolutionVersion:
+    """A new solution version, returned once a worker has started training it."""
+    version = SolutionVersion.create_validated(solution.arn)
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    while version.status != Status.CREATE_IN_PROGRESS:
+        assert time.monotonic() < deadline and version.status == Status.CREATE_PENDING, version.status
+        version.refresh_from_db()
+        time.sleep(0.01)
+    return version
+
+
 @pytest.mark.parametrize("recipe", ["aws-user-personalization", "aws-item-affinity"])
 def test_train_batch_train_batch_train_on_one_worker(worker, demo_world, recipe, fork_log):
     """Each step ACTIVE, on the same worker process, with no process left behind between steps."""
@@ -123,12 +134,7 @@ def test_a_killed_worker_takes_its_horse_with_it_and_the_training_is_retried_at_
         solution = Solution.create_validated(
             "killed", demo_world["group"].arn, "arn:aws:personalize:::recipe/aws-user-personalization"
         )
-        version = SolutionVersion.create_validated(solution.arn)
-        deadline = time.monotonic() + STEP_TIMEOUT_S
-        while version.status != Status.CREATE_IN_PROGRESS:
-            assert time.monotonic() < deadline and version.status == Status.CREATE_PENDING, version.status
-            version.refresh_from_db()
-            time.sleep(0.01)
+        version = start_training(solution)
         horses = processes.descendants(first.pid)
         assert horses, "training runs in a horse of its own"
         os.kill(first.pid, signal.SIGKILL)
@@ -169,12 +175,7 @@ def test_stopping_a_training_ends_its_work_horse_and_says_create_stopped(
     solution = Solution.create_validated(
         "stopped", demo_world["group"].arn, "arn:aws:personalize:::recipe/aws-user-personalization"
     )
-    version = SolutionVersion.create_validated(solution.arn)
-    deadline = time.monotonic() + STEP_TIMEOUT_S
-    while version.status != Status.CREATE_IN_PROGRESS:
-        assert time.monotonic() < deadline and version.status == Status.CREATE_PENDING, version.status
-        version.refresh_from_db()
-        time.sleep(0.02)
+    version = start_training(solution)
     horses = processes.descendants(worker.pid)
     version.request_stop()
     version.refresh_from_db()
