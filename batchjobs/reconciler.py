@@ -13,6 +13,7 @@ from batchjobs.models import (
     BatchSegmentJob,
     BatchShard,
     DatasetImportJob,
+    Solution,
     SolutionVersion,
     Status,
 )
@@ -60,6 +61,7 @@ def reconcile(now=None) -> dict[str, int]:
                 enqueue(queue, task, row.pk, row.rq_job_id)
                 counts["requeued"] += 1
     counts["requeued"] += _rejoin_stalled(stale_before)
+    Solution.create_due_automatic_versions(now)
     return counts
 
 

@@ -397,7 +397,10 @@ def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
                 continue
             raw = form[entry["field"]].value()
             value = "" if raw is None else str(raw).strip()
-            if entry.get("map") is not None:
+            if entry.get("kind") == "bool":
+                # A checkbox: the member is written only when it differs from the API's default.
+                value = bool(raw) if bool(raw) != entry["default"] else ""
+            elif entry.get("map") is not None:
                 value = entry["map"].get(value, "")
             elif value and entry.get("prefix"):
                 value = entry["prefix"] + value
@@ -419,6 +422,9 @@ def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
 def cli_text(operation: str, params: dict, endpoint: str) -> str:
     parts = [f"aws personalize {operation}"]
     for key, value in params.items():
+        if isinstance(value, bool):
+            parts.append(f"--{'' if value else 'no-'}{_kebab(key)}")
+            continue
         if isinstance(value, dict):
             rendered = shlex.quote(json.dumps(value, separators=(",", ":")))
         elif isinstance(value, int):
@@ -437,7 +443,8 @@ def boto3_text(operation: str, params: dict, endpoint: str) -> str:
         f'personalize = boto3.client("personalize", endpoint_url="{endpoint}")',
         f"response = personalize.{operation.replace('-', '_')}(",
     ]
-    lines += [f"    {key}={json.dumps(value)}," for key, value in params.items()]
+    # Python spells JSON's true and false with capitals.
+    lines += [f"    {key}={value if isinstance(value, bool) else json.dumps(value)}," for key, value in params.items()]
     lines.append(")")
     return "\n".join(lines)
 
@@ -749,7 +756,8 @@ def solution_create(request, group_pk):
         config = {"algorithmHyperParameters": hyperparameters} if hyperparameters else {}
         try:
             solution = Solution.create_validated(
-                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config
+                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config,
+                perform_auto_training=data["perform_auto_training"],
             )
         except ServiceError as exc:
             show_service_error(form, exc, form.API_FIELDS)
@@ -761,6 +769,7 @@ def solution_create(request, group_pk):
         {"path": "datasetGroupArn", "const": group.arn},
         {"path": "recipeArn", "field": "recipe"},
         {"path": "eventType", "field": "event_type"},
+        {"path": "performAutoTraining", "field": "perform_auto_training", "kind": "bool", "default": True},
     ]
     return render(
         request,
