@@ -799,12 +799,7 @@ class Solution(AsyncResource):
         due_now = cls.objects.filter(status=Status.ACTIVE, perform_auto_training=True, next_automatic_training__lte=now)
         for solution in due_now:
             due = solution.next_automatic_training
-            interval = solution.automatic_training_interval
-            following = due + interval * ((now - due) // interval + 1)
-            claimed = cls.objects.filter(pk=solution.pk, next_automatic_training=due).update(
-                next_automatic_training=following
-            )
-            if not claimed:
+            if not solution.claim_automatic_training(now):
                 continue
             reason = solution._reason_to_skip_automatic_training(due)
             if reason:
@@ -818,6 +813,19 @@ class Solution(AsyncResource):
             log.info("Solution %s: automatic training due %s started as %s", solution.name, due, version.arn)
             created.append(version)
         return created
+
+    def claim_automatic_training(self, now) -> bool:
+        """Take the due turn this instance read: move the due time to the next one on the schedule after `now`
+        if nobody has moved it since. True for exactly one of several workers that read the same turn."""
+        due = self.next_automatic_training
+        interval = self.automatic_training_interval
+        following = due + interval * ((now - due) // interval + 1)
+        claimed = type(self).objects.filter(pk=self.pk, next_automatic_training=due).update(
+            next_automatic_training=following
+        )
+        if claimed:
+            self.next_automatic_training = following
+        return claimed == 1
 
     def _reason_to_skip_automatic_training(self, due) -> str:
         versions = self.versions.all()
