@@ -70,6 +70,13 @@ PREVIEW_LINE_BYTES = 64 * 1024
 # user may see them; a child is looked up through its dataset group so a mismatched URL is a 404.
 
 
+def _pk(text) -> int | None:
+    """A primary key from a query parameter: ASCII digits that fit a 64-bit id, else None (never an error:
+    "²" is a digit to str.isdigit, and SQLite cannot bind an integer past 2**63)."""
+    text = str(text or "").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
 def _get_group_for_user(request, group_pk: int) -> DatasetGroup:
     return get_object_or_404(DatasetGroup, pk=group_pk)
 
@@ -979,7 +986,7 @@ def job_create(request, group_pk):
     initial = None
     source = None
     if request.method == "GET" and request.GET.get("from"):
-        source = _get_job_for_user(request, group, int(request.GET["from"]) if request.GET["from"].isdigit() else 0)
+        source = _get_job_for_user(request, group, _pk(request.GET["from"]) or 0)
         rerun_input = request.GET.get("input_path", "") if request.GET.get("rerun") else ""
         initial = _prefill_from(source, "rerun" if rerun_input else "clone", rerun_input)
     form = BatchInferenceJobForm(request.POST or None, group=group, initial=initial)
@@ -1139,7 +1146,7 @@ def job_detail(request, group_pk, pk):
 def _chosen_placeholders(form) -> str:
     """The placeholders of the filter the form has chosen, for the hint under the select."""
     chosen = str(form["filter"].value() or "")
-    found = form.fields["filter"].queryset.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    found = form.fields["filter"].queryset.filter(pk=_pk(chosen)).first() if _pk(chosen) else None
     return ", ".join(found.placeholders) if found else ""
 
 
@@ -1488,7 +1495,7 @@ def segment_job_list_status(request, group_pk):
 def _list_status(request, model, group: DatasetGroup) -> JsonResponse:
     """A list page's one poll: the jobs it names in ?ids= (so it sees them finish) plus every unfinished
     job of the group."""
-    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:200]
+    ids = [pk for pk in map(_pk, request.GET.get("ids", "").split(",")[:200]) if pk is not None]
     jobs = list(
         model.objects.filter(solution_version__solution__dataset_group=group).filter(
             Q(pk__in=ids) | Q(status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS])
