@@ -861,7 +861,8 @@ def solution_version_detail(request, group_pk, pk):
             "version": version,
             "solution": solution,
             "recipe": _recipe_or_none(solution.recipe_arn),
-            "hyperparameters": sorted(solution.hyperparameters.items()),
+            # What the model was trained with: the solution's values and, after HPO, the tuned ones.
+            "hyperparameters": sorted({**solution.hyperparameters, **version.tuned_hyperparameters}.items()),
             "metrics": metrics,
             "metrics_chart": charts.grouped_bars(
                 "chart-metrics",
