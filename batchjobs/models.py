@@ -760,7 +760,7 @@ class Solution(AsyncResource):
         ])
 
     def _next_training_after_update(self, now):
-        if not self.perform_auto_training or self.next_automatic_training is None:
+        if self.next_automatic_training is None:
             # Turned on: the first automatic training within the hour, as for a new solution.
             return now + self.FIRST_AUTOMATIC_TRAINING_AFTER
         # A new schedule counts from the last automatic training.

@@ -169,3 +169,15 @@ def test_a_missed_turn_is_caught_up_once(demo_world):
     assert len(Solution.create_due_automatic_versions(back)) == 1
     solution.refresh_from_db()
     assert solution.next_automatic_training == solution.created + HOUR + 21 * DAY
+
+
+def test_a_new_schedule_counts_from_the_last_automatic_training(demo_world):
+    solution = _solution(demo_world)
+    [version] = Solution.create_due_automatic_versions(solution.created + HOUR)
+    solution.refresh_from_db()
+    solution.update_validated(auto_training_config={"schedulingExpression": "rate(1 day)"})
+    assert solution.next_automatic_training == version.created + DAY
+    solution.update_validated(perform_auto_training=False)
+    before = timezone.now()
+    solution.update_validated(perform_auto_training=True)
+    assert before + HOUR <= solution.next_automatic_training <= timezone.now() + HOUR
