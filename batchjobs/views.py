@@ -13,6 +13,7 @@ from functools import wraps
 from pathlib import PurePosixPath
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
@@ -439,7 +440,8 @@ def cli_text(operation: str, params: dict, endpoint: str) -> str:
         else:
             rendered = shlex.quote(value)
         parts.append(f"--{_kebab(key)} {rendered}")
-    parts.append(f"--endpoint-url {endpoint}")
+    # The API accepts signatures for its own region only.
+    parts.append(f"--endpoint-url {endpoint} --region {settings.AWS_REGION}")
     return " \\\n    ".join(parts)
 
 
@@ -447,7 +449,7 @@ def boto3_text(operation: str, params: dict, endpoint: str) -> str:
     lines = [
         "import boto3",
         "",
-        f'personalize = boto3.client("personalize", endpoint_url="{endpoint}")',
+        f'personalize = boto3.client("personalize", endpoint_url="{endpoint}", region_name="{settings.AWS_REGION}")',
         f"response = personalize.{operation.replace('-', '_')}(",
     ]
     # Python spells JSON's true and false with capitals.
@@ -462,7 +464,7 @@ def _cli_context(request, form, operation: str, spec: list[dict], hidden: set[st
     return {
         "cli": cli_text(operation, params, endpoint),
         "boto3": boto3_text(operation, params, endpoint),
-        "spec": {"operation": operation, "endpoint": endpoint, "fields": spec},
+        "spec": {"operation": operation, "endpoint": endpoint, "region": settings.AWS_REGION, "fields": spec},
     }
 
 

@@ -156,7 +156,8 @@
     function update() {
       var p = params();
       var cli = ["aws personalize " + spec.operation];
-      var py = ["import boto3", "", 'personalize = boto3.client("personalize", endpoint_url="' + spec.endpoint + '")',
+      var py = ["import boto3", "", 'personalize = boto3.client("personalize", endpoint_url="' + spec.endpoint +
+        '", region_name="' + spec.region + '")',
         "response = personalize." + spec.operation.replace(/-/g, "_") + "("];
       Object.keys(p).forEach(function (key) {
         var v = p[key];
@@ -169,7 +170,7 @@
         cli.push("--" + kebab(key) + " " + rendered);
         py.push("    " + key + "=" + JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "') + ",");
       });
-      cli.push("--endpoint-url " + spec.endpoint);
+      cli.push("--endpoint-url " + spec.endpoint + " --region " + spec.region);
       py.push(")");
       panel.querySelector('[data-cli="cli"]').textContent = cli.join(" \\\n    ");
       panel.querySelector('[data-cli="boto3"]').textContent = py.join("\n");
