@@ -53,7 +53,7 @@ def test_hpo_searches_the_given_ranges_and_trains_with_the_best(demo_world):
     assert 1 <= len(trials) <= 3
     assert all(32 <= int(t["hyperParameters"]["hidden_dimension"]) <= 64 for t in trials)
     best = version.tuned_hyperparameters
-    assert best == max(trials, key=lambda t: t["value"])["hyperParameters"]
+    assert best == trials[version.tuning["chosen"]]["hyperParameters"]
     model = load_model(version.artifact)
     assert (model.hidden_dimension, model.bptt) == (int(best["hidden_dimension"]), 8)
     described = serializers.solution_version(version)
