@@ -76,7 +76,8 @@ class ContinuousRange:
     max_value: float
 
     def value_at(self, u: float) -> float:
-        return float(self.min_value + u * (self.max_value - self.min_value))
+        # Six significant digits: tunedHPOParams reads 0.163228, not 0.16322796048749008.
+        return float(f"{self.min_value + u * (self.max_value - self.min_value):.6g}")
 
 
 @dataclasses.dataclass(frozen=True)
