@@ -1,13 +1,14 @@
 """The AWS-compatible API: AWS JSON 1.1 at /api/personalize, so boto3 and the AWS CLI work unchanged.
 
 One view dispatches every call through OPERATIONS, a table from the X-Amz-Target operation name to a
-handler. Handlers only translate: request members go to the models' `create_validated` rules and
-`batchjobs.validation`, resources come back through `batchjobs.serializers`. Every call is SigV4-signed
-(batchjobs.sigv4); keys of read-only users may Describe/List/Get but not change anything.
+handler. Every request is checked against the operation's input shape in botocore's model first
+(`validation.check_request`), so handlers only translate: request members go to the models' rules
+(`create_validated`, `update_*`, `delete_validated`), resources come back through `batchjobs.serializers`.
+Every call is SigV4-signed (batchjobs.sigv4); keys of read-only users may Describe/List/Get but not change
+anything. No input ends in a 500: whatever a client sends is answered with the service's error types.
 """
 
-import base64
-import binascii
+import datetime as dt
 import json
 import logging
 import uuid
@@ -15,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core import signing
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import Q
 from django.http import HttpResponse
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -24,8 +28,10 @@ from batchjobs.errors import (
     AccessDeniedException,
     InvalidInputException,
     InvalidNextTokenException,
+    RequestEntityTooLarge,
     ResourceInUseException,
     ResourceNotFoundException,
+    SerializationException,
     ServiceError,
     TooManyTagKeysException,
     TooManyTagsException,
@@ -49,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "AmazonPersonalize."
-MAX_TAGS_PER_RESOURCE = 50
 WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
 
 
@@ -67,99 +72,104 @@ class Operation:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Request members
+# Request members. validation.check_request has checked every member against the operation's input
+# shape before a handler runs, so here they only need to be read.
 
 
-def _null(member: str) -> InvalidInputException:
-    return InvalidInputException(
-        f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null",
-        field=member,
-    )
-
-
-def _type_error(value, member: str, expected: str) -> InvalidInputException:
-    return InvalidInputException(
-        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-        f"Member must be {expected}",
-        field=member,
-    )
-
-
-def _member(params: dict, *path: str, required: bool = False, kind: type | None = None, default=None):
-    """The value at `path` in the request (e.g. "jobInput", "s3DataSource", "path"), type-checked."""
+def _member(params: dict, *path: str, required: bool = False, default=None):
+    """The value at `path` in the request (e.g. "jobInput", "s3DataSource", "path")."""
     value = params
     for depth, name in enumerate(path):
-        if not isinstance(value, dict):
-            raise _type_error(value, ".".join(path[:depth]), "a structure")
-        value = value.get(name)
+        value = value.get(name) if isinstance(value, dict) else None
         if value is None:
             if required:
-                raise _null(".".join(path[: depth + 1]))
+                raise validation.null_error(".".join(path[: depth + 1]))
             return default
-    if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-        names = {str: "a string", bool: "a boolean", int: "an integer", dict: "a structure", list: "a list"}
-        raise _type_error(value, ".".join(path), names[kind])
     return value
 
 
 def _text(params: dict, *path: str, required: bool = False) -> str:
-    return _member(params, *path, required=required, kind=str, default="")
-
-
-def _tags(params: dict, required: bool = False) -> list:
-    tags = _member(params, "tags", required=required, kind=list, default=[])
-    for tag in tags:
-        if not isinstance(tag, dict):
-            raise _type_error(tag, "tags.member", "a structure")
-    return tags
+    return _member(params, *path, required=required, default="")
 
 
 # ---------------------------------------------------------------------------------------------------
-# Pagination: an opaque token naming the list and the offset, validated on the way back.
+# Pagination: keyset tokens. A token names the list, the filter it was asked with and the last item it
+# returned (creation time and id, the list's order); it is signed, so it cannot be forged or moved to
+# another list. A resource created between two pages is newer than the position, so it never shows up
+# again on a later page.
+
+_TOKEN_SALT = "batchjobs.api.nextToken"
 
 
-def _encode_token(result_key: str, offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"list": result_key, "offset": offset}).encode()).decode()
+def _encode_token(result_key: str, scope: str, position: list) -> str:
+    return signing.dumps({"list": result_key, "scope": scope, "after": position}, salt=_TOKEN_SALT, compress=True)
 
 
-def _decode_token(token, result_key: str) -> int:
+def _decode_token(token, result_key: str, scope: str) -> list | None:
     if token is None:
-        return 0
+        return None
     try:
-        if not isinstance(token, str) or len(token) > 1500:
+        decoded = signing.loads(token, salt=_TOKEN_SALT)
+        if decoded["list"] != result_key or decoded["scope"] != scope:
             raise ValueError
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        offset = decoded["offset"]
-        if decoded["list"] != result_key or not isinstance(offset, int) or offset < 0:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
+        return list(decoded["after"])
+    except (signing.BadSignature, ValueError, TypeError, KeyError):
         raise InvalidNextTokenException("Invalid next token.", field="nextToken") from None
-    return offset
 
 
-def _page(call: Call, items, result_key: str, to_api: Callable) -> dict:
-    """One page of `items` (a queryset or list, newest first) under `result_key`, with nextToken if more."""
-    max_results = _member(call.params, "maxResults", default=100)
-    validation.check_int_range(max_results, "maxResults", minimum=1, maximum=100)
-    offset = _decode_token(call.params.get("nextToken"), result_key)
-    window = list(items[offset : offset + max_results + 1])
-    body = {result_key: [to_api(item) for item in window[:max_results]]}
-    if len(window) > max_results:
-        body["nextToken"] = _encode_token(result_key, offset + max_results)
+def _page_size(call: Call) -> int:
+    return _member(call.params, "maxResults", default=100)
+
+
+def _page(call: Call, rows, result_key: str, to_api: Callable, scope: str = "") -> dict:
+    """One page of `rows` (a queryset, newest first) under `result_key`, with nextToken if there are more.
+    `scope` names the filter the list was asked with (e.g. the dataset group's ARN)."""
+    size = _page_size(call)
+    after = _decode_token(call.params.get("nextToken"), result_key, scope)
+    rows = rows.order_by("-created", "-pk")
+    if after is not None:
+        try:
+            created, pk = dt.datetime.fromisoformat(after[0]), int(after[1])
+        except (ValueError, TypeError, IndexError):
+            raise InvalidNextTokenException("Invalid next token.", field="nextToken") from None
+        rows = rows.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+    window = list(rows[: size + 1])
+    body = {result_key: [to_api(row) for row in window[:size]]}
+    if len(window) > size:
+        last = window[size - 1]
+        body["nextToken"] = _encode_token(result_key, scope, [last.created.isoformat(), last.pk])
     return body
 
 
-def _newest_first(queryset):
-    return queryset.order_by("-created", "-pk")
+def _page_of_list(call: Call, items: list, key: Callable, result_key: str, to_api: Callable, scope: str) -> dict:
+    """`_page` for a fixed list (the built-in recipes): the position is the last item's `key`."""
+    size = _page_size(call)
+    after = _decode_token(call.params.get("nextToken"), result_key, scope)
+    keys = [key(item) for item in items]
+    start = 0
+    if after is not None:
+        if after[:1] == [] or after[0] not in keys:
+            raise InvalidNextTokenException("Invalid next token.", field="nextToken")
+        start = keys.index(after[0]) + 1
+    window = items[start : start + size]
+    body = {result_key: [to_api(item) for item in window]}
+    if start + size < len(items):
+        body["nextToken"] = _encode_token(result_key, scope, [key(window[-1])])
+    return body
 
 
-def _filtered(call: Call, queryset, member: str, parent_model, field: str):
-    """`queryset` narrowed to the parent named by the optional ARN member (ResourceNotFound if unknown)."""
+def _filtered(call: Call, queryset, member: str, parent_model, field: str) -> tuple:
+    """`queryset` narrowed to the parent named by the optional ARN member (ResourceNotFound if unknown),
+    and the ARN as the pagination scope."""
     arn = _text(call.params, member)
     if not arn:
-        return queryset
+        return queryset, ""
     parent = validation.lookup(parent_model.objects, arn, member)
-    return queryset.filter(**{field: parent})
+    return queryset.filter(**{field: parent}), arn
+
+
+def _tags(params: dict) -> list:
+    return _member(params, "tags", default=[])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,15 +188,22 @@ def create_dataset_group(call: Call) -> dict:
     return serializers.present(datasetGroupArn=group.arn, domain=group.domain)
 
 
-def describe_dataset_group(call: Call) -> dict:
+def _group(call: Call):
     arn = _text(call.params, "datasetGroupArn", required=True)
-    group = validation.lookup(DatasetGroup.objects.select_related("role"), arn, "datasetGroupArn")
-    return {"datasetGroup": serializers.dataset_group(group)}
+    return validation.lookup(DatasetGroup.objects.select_related("role"), arn, "datasetGroupArn")
+
+
+def describe_dataset_group(call: Call) -> dict:
+    return {"datasetGroup": serializers.dataset_group(_group(call))}
 
 
 def list_dataset_groups(call: Call) -> dict:
-    groups = _newest_first(DatasetGroup.objects.select_related("role"))
-    return _page(call, groups, "datasetGroups", serializers.dataset_group_summary)
+    return _page(call, DatasetGroup.objects.select_related("role"), "datasetGroups", serializers.dataset_group_summary)
+
+
+def delete_dataset_group(call: Call) -> dict:
+    _group(call).delete_validated()
+    return {}
 
 
 def create_schema(call: Call) -> dict:
@@ -197,13 +214,21 @@ def create_schema(call: Call) -> dict:
     return {"schemaArn": row.arn}
 
 
+def _schema(call: Call):
+    return validation.lookup(Schema.objects, _text(call.params, "schemaArn", required=True), "schemaArn")
+
+
 def describe_schema(call: Call) -> dict:
-    row = validation.lookup(Schema.objects, _text(call.params, "schemaArn", required=True), "schemaArn")
-    return {"schema": serializers.schema(row)}
+    return {"schema": serializers.schema(_schema(call))}
 
 
 def list_schemas(call: Call) -> dict:
-    return _page(call, _newest_first(Schema.objects), "schemas", serializers.schema_summary)
+    return _page(call, Schema.objects.all(), "schemas", serializers.schema_summary)
+
+
+def delete_schema(call: Call) -> dict:
+    _schema(call).delete_validated()
+    return {}
 
 
 _DATASETS = Dataset.objects.select_related("dataset_group", "schema")
@@ -221,14 +246,28 @@ def create_dataset(call: Call) -> dict:
     return {"datasetArn": row.arn}
 
 
+def _dataset(call: Call):
+    return validation.lookup(_DATASETS, _text(call.params, "datasetArn", required=True), "datasetArn")
+
+
 def describe_dataset(call: Call) -> dict:
-    row = validation.lookup(_DATASETS, _text(call.params, "datasetArn", required=True), "datasetArn")
-    return {"dataset": serializers.dataset(row)}
+    return {"dataset": serializers.dataset(_dataset(call))}
 
 
 def list_datasets(call: Call) -> dict:
-    rows = _filtered(call, _newest_first(_DATASETS), "datasetGroupArn", DatasetGroup, "dataset_group")
-    return _page(call, rows, "datasets", serializers.dataset_summary)
+    rows, scope = _filtered(call, _DATASETS, "datasetGroupArn", DatasetGroup, "dataset_group")
+    return _page(call, rows, "datasets", serializers.dataset_summary, scope)
+
+
+def update_dataset(call: Call) -> dict:
+    row = _dataset(call)
+    row.update_schema(_text(call.params, "schemaArn", required=True))
+    return {"datasetArn": row.arn}
+
+
+def delete_dataset(call: Call) -> dict:
+    _dataset(call).delete_validated()
+    return {}
 
 
 _IMPORT_JOBS = DatasetImportJob.objects.select_related("dataset", "role")
@@ -236,6 +275,11 @@ _IMPORT_JOBS = DatasetImportJob.objects.select_related("dataset", "role")
 
 def create_dataset_import_job(call: Call) -> dict:
     p = call.params
+    if _member(p, "publishAttributionMetricsToS3"):
+        raise InvalidInputException(
+            "publishAttributionMetricsToS3 is not supported: there are no metric attributions here.",
+            field="publishAttributionMetricsToS3",
+        )
     job = DatasetImportJob.create_validated(
         _text(p, "jobName", required=True),
         _text(p, "datasetArn", required=True),
@@ -254,12 +298,12 @@ def describe_dataset_import_job(call: Call) -> dict:
 
 
 def list_dataset_import_jobs(call: Call) -> dict:
-    jobs = _filtered(call, _newest_first(_IMPORT_JOBS), "datasetArn", Dataset, "dataset")
-    return _page(call, jobs, "datasetImportJobs", serializers.dataset_import_job_summary)
+    jobs, scope = _filtered(call, _IMPORT_JOBS, "datasetArn", Dataset, "dataset")
+    return _page(call, jobs, "datasetImportJobs", serializers.dataset_import_job_summary, scope)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Solutions, versions, metrics, recipes
+# Solutions, versions, metrics, recipes, algorithms
 
 _SOLUTIONS = Solution.objects.select_related("dataset_group")
 _VERSIONS = SolutionVersion.objects.select_related("solution__dataset_group")
@@ -267,32 +311,54 @@ _VERSIONS = SolutionVersion.objects.select_related("solution__dataset_group")
 
 def create_solution(call: Call) -> dict:
     p = call.params
-    if _member(p, "performAutoML", kind=bool, default=False):
+    if _member(p, "performIncrementalUpdate"):
         raise InvalidInputException(
-            "performAutoML is not supported: choose a recipe with recipeArn.", field="performAutoML"
+            "performIncrementalUpdate is for aws-semantic-similarity, which this server does not offer.",
+            field="performIncrementalUpdate",
         )
-    perform_auto_training = _member(p, "performAutoTraining", kind=bool)
     row = Solution.create_validated(
         _text(p, "name", required=True),
         _text(p, "datasetGroupArn", required=True),
         _text(p, "recipeArn", required=True),
         event_type=_text(p, "eventType"),
-        solution_config=_member(p, "solutionConfig", kind=dict, default={}),
-        perform_hpo=_member(p, "performHPO", kind=bool, default=False),
-        perform_auto_training=bool(perform_auto_training),
+        solution_config=_member(p, "solutionConfig", default={}),
+        perform_hpo=_member(p, "performHPO", default=False),
+        perform_auto_ml=_member(p, "performAutoML", default=False),
+        # The service's default: automatic training every 7 days.
+        perform_auto_training=_member(p, "performAutoTraining", default=True),
         tags=_tags(p),
     )
     return {"solutionArn": row.arn}
 
 
+def _solution(call: Call):
+    return validation.lookup(_SOLUTIONS, _text(call.params, "solutionArn", required=True), "solutionArn")
+
+
 def describe_solution(call: Call) -> dict:
-    row = validation.lookup(_SOLUTIONS, _text(call.params, "solutionArn", required=True), "solutionArn")
-    return {"solution": serializers.solution(row)}
+    return {"solution": serializers.solution(_solution(call))}
 
 
 def list_solutions(call: Call) -> dict:
-    rows = _filtered(call, _newest_first(_SOLUTIONS), "datasetGroupArn", DatasetGroup, "dataset_group")
-    return _page(call, rows, "solutions", serializers.solution_summary)
+    rows, scope = _filtered(call, _SOLUTIONS, "datasetGroupArn", DatasetGroup, "dataset_group")
+    return _page(call, rows, "solutions", serializers.solution_summary, scope)
+
+
+def update_solution(call: Call) -> dict:
+    p = call.params
+    row = _solution(call)
+    row.update_validated(
+        perform_auto_training=_member(p, "performAutoTraining"),
+        auto_training_config=_member(p, "solutionUpdateConfig", "autoTrainingConfig"),
+        events_config=_member(p, "solutionUpdateConfig", "eventsConfig"),
+        perform_incremental_update=_member(p, "performIncrementalUpdate"),
+    )
+    return {"solutionArn": row.arn}
+
+
+def delete_solution(call: Call) -> dict:
+    _solution(call).delete_validated()
+    return {}
 
 
 def create_solution_version(call: Call) -> dict:
@@ -315,8 +381,8 @@ def describe_solution_version(call: Call) -> dict:
 
 
 def list_solution_versions(call: Call) -> dict:
-    rows = _filtered(call, _newest_first(_VERSIONS), "solutionArn", Solution, "solution")
-    return _page(call, rows, "solutionVersions", serializers.solution_version_summary)
+    rows, scope = _filtered(call, _VERSIONS, "solutionArn", Solution, "solution")
+    return _page(call, rows, "solutionVersions", serializers.solution_version_summary, scope)
 
 
 def get_solution_metrics(call: Call) -> dict:
@@ -337,20 +403,16 @@ def stop_solution_version_creation(call: Call) -> dict:
 
 def list_recipes(call: Call) -> dict:
     p = call.params
-    provider = _text(p, "recipeProvider")
-    if provider:
-        validation.check_enum(provider, "recipeProvider", ["SERVICE"])
-    domain = _text(p, "domain")
-    if domain:
-        validation.check_enum(domain, "domain", [d for d in DatasetGroup.Domain.values if d])
+    provider, domain = _text(p, "recipeProvider"), _text(p, "domain")
     # Our recipes are all custom ones: none belongs to a domain.
     recipes = [] if domain else list(RECIPES.values())
-    return _page(call, recipes, "recipes", serializers.recipe_summary)
+    return _page_of_list(
+        call, recipes, lambda spec: spec.arn, "recipes", serializers.recipe_summary, f"{provider}|{domain}"
+    )
 
 
 def describe_recipe(call: Call) -> dict:
     arn = _text(call.params, "recipeArn", required=True)
-    validation.check_arn(arn, "recipeArn")
     try:
         spec = get_recipe(arn)
     except UnknownRecipe:
@@ -358,10 +420,25 @@ def describe_recipe(call: Call) -> dict:
     return {"recipe": serializers.recipe(spec)}
 
 
+def describe_algorithm(call: Call) -> dict:
+    arn = _text(call.params, "algorithmArn", required=True)
+    spec = next((spec for spec in RECIPES.values() if spec.algorithm_arn == arn), None)
+    if spec is None:
+        raise ResourceNotFoundException(f"Resource Arn {arn} does not exist.", field="algorithmArn")
+    return {"algorithm": serializers.algorithm(spec)}
+
+
+def describe_feature_transformation(call: Call) -> dict:
+    arn = _text(call.params, "featureTransformationArn", required=True)
+    if arn not in {spec.feature_transformation_arn for spec in RECIPES.values()}:
+        raise ResourceNotFoundException(f"Resource Arn {arn} does not exist.", field="featureTransformationArn")
+    return {"featureTransformation": serializers.feature_transformation(arn)}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Batch inference jobs
 
-_BATCH_JOBS = BatchInferenceJob.objects.select_related("solution_version", "role")
+_BATCH_JOBS = BatchInferenceJob.objects.select_related("role")
 
 
 def create_batch_inference_job(call: Call) -> dict:
@@ -374,10 +451,11 @@ def create_batch_inference_job(call: Call) -> dict:
         _text(p, "roleArn", required=True),
         num_results=_member(p, "numResults"),
         filter_arn=_text(p, "filterArn"),
-        config=_member(p, "batchInferenceJobConfig", kind=dict, default={}),
+        config=_member(p, "batchInferenceJobConfig", default={}),
         input_kms_key_arn=_text(p, "jobInput", "s3DataSource", "kmsKeyArn"),
         output_kms_key_arn=_text(p, "jobOutput", "s3DataDestination", "kmsKeyArn"),
         mode=_text(p, "batchInferenceJobMode") or BatchInferenceJob.Mode.BATCH_INFERENCE,
+        theme_generation_config=_member(p, "themeGenerationConfig"),
         tags=_tags(p),
         created_by=call.user,
     )
@@ -391,14 +469,14 @@ def describe_batch_inference_job(call: Call) -> dict:
 
 
 def list_batch_inference_jobs(call: Call) -> dict:
-    jobs = _filtered(call, _newest_first(_BATCH_JOBS), "solutionVersionArn", SolutionVersion, "solution_version")
-    return _page(call, jobs, "batchInferenceJobs", serializers.batch_inference_job_summary)
+    jobs, scope = _filtered(call, _BATCH_JOBS, "solutionVersionArn", SolutionVersion, "solution_version")
+    return _page(call, jobs, "batchInferenceJobs", serializers.batch_inference_job_summary, scope)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Batch segment jobs
 
-_SEGMENT_JOBS = BatchSegmentJob.objects.select_related("solution_version", "role")
+_SEGMENT_JOBS = BatchSegmentJob.objects.select_related("role")
 
 
 def create_batch_segment_job(call: Call) -> dict:
@@ -426,8 +504,8 @@ def describe_batch_segment_job(call: Call) -> dict:
 
 
 def list_batch_segment_jobs(call: Call) -> dict:
-    jobs = _filtered(call, _newest_first(_SEGMENT_JOBS), "solutionVersionArn", SolutionVersion, "solution_version")
-    return _page(call, jobs, "batchSegmentJobs", serializers.batch_segment_job_summary)
+    jobs, scope = _filtered(call, _SEGMENT_JOBS, "solutionVersionArn", SolutionVersion, "solution_version")
+    return _page(call, jobs, "batchSegmentJobs", serializers.batch_segment_job_summary, scope)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -456,8 +534,8 @@ def describe_filter(call: Call) -> dict:
 
 
 def list_filters(call: Call) -> dict:
-    rows = _filtered(call, _newest_first(_FILTERS), "datasetGroupArn", DatasetGroup, "dataset_group")
-    return _page(call, rows, "Filters", serializers.filter_summary)
+    rows, scope = _filtered(call, _FILTERS, "datasetGroupArn", DatasetGroup, "dataset_group")
+    return _page(call, rows, "Filters", serializers.filter_summary, scope)
 
 
 def delete_filter(call: Call) -> dict:
@@ -478,13 +556,13 @@ def delete_filter(call: Call) -> dict:
 # Tags: the `tags` list of {"tagKey", "tagValue"} on every resource model that has one.
 
 TAGGABLE = (
-    DatasetGroup, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob, BatchSegmentJob, Filter
+    DatasetGroup, Schema, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob, BatchSegmentJob,
+    Filter,
 )
 
 
 def _tagged_resource(call: Call):
     arn = _text(call.params, "resourceArn", required=True)
-    validation.check_arn(arn, "resourceArn")
     for model in TAGGABLE:
         found = model.objects.filter(arn=arn).first()
         if found is not None:
@@ -498,12 +576,13 @@ def _save_tags(resource, tags: list[dict]) -> None:
 
 def tag_resource(call: Call) -> dict:
     resource = _tagged_resource(call)
-    new = validation.check_tags(_tags(call.params, required=True))
+    new = validation.check_tags(_member(call.params, "tags", required=True))
     merged = {t["tagKey"]: t["tagValue"] for t in resource.tags}
     merged.update({t["tagKey"]: t["tagValue"] for t in new})
-    if len(merged) > MAX_TAGS_PER_RESOURCE:
+    if len(merged) > validation.MAX_TAGS_PER_RESOURCE:
         raise TooManyTagsException(
-            f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags; this call would give it {len(merged)}.",
+            f"A resource can have at most {validation.MAX_TAGS_PER_RESOURCE} tags; this call would give it "
+            f"{len(merged)}.",
             field="tags",
         )
     _save_tags(resource, [{"tagKey": k, "tagValue": v} for k, v in merged.items()])
@@ -512,13 +591,11 @@ def tag_resource(call: Call) -> dict:
 
 def untag_resource(call: Call) -> dict:
     resource = _tagged_resource(call)
-    keys = _member(call.params, "tagKeys", required=True, kind=list)
-    if len(keys) > MAX_TAGS_PER_RESOURCE:
+    keys = _member(call.params, "tagKeys", required=True)
+    if len(keys) > validation.MAX_TAGS_PER_RESOURCE:
         raise TooManyTagKeysException(
-            f"At most {MAX_TAGS_PER_RESOURCE} tag keys can be removed in one call.", field="tagKeys"
+            f"At most {validation.MAX_TAGS_PER_RESOURCE} tag keys can be removed in one call.", field="tagKeys"
         )
-    for key in keys:
-        validation.check_length(key, "tagKeys.member", max_length=128)
     _save_tags(resource, [t for t in resource.tags if t["tagKey"] not in set(keys)])
     return {}
 
@@ -534,18 +611,24 @@ OPERATIONS: dict[str, Operation] = {
     "CreateDatasetGroup": Operation(create_dataset_group, mutates=True),
     "DescribeDatasetGroup": Operation(describe_dataset_group),
     "ListDatasetGroups": Operation(list_dataset_groups),
+    "DeleteDatasetGroup": Operation(delete_dataset_group, mutates=True),
     "CreateSchema": Operation(create_schema, mutates=True),
     "DescribeSchema": Operation(describe_schema),
     "ListSchemas": Operation(list_schemas),
+    "DeleteSchema": Operation(delete_schema, mutates=True),
     "CreateDataset": Operation(create_dataset, mutates=True),
     "DescribeDataset": Operation(describe_dataset),
     "ListDatasets": Operation(list_datasets),
+    "UpdateDataset": Operation(update_dataset, mutates=True),
+    "DeleteDataset": Operation(delete_dataset, mutates=True),
     "CreateDatasetImportJob": Operation(create_dataset_import_job, mutates=True),
     "DescribeDatasetImportJob": Operation(describe_dataset_import_job),
     "ListDatasetImportJobs": Operation(list_dataset_import_jobs),
     "CreateSolution": Operation(create_solution, mutates=True),
     "DescribeSolution": Operation(describe_solution),
     "ListSolutions": Operation(list_solutions),
+    "UpdateSolution": Operation(update_solution, mutates=True),
+    "DeleteSolution": Operation(delete_solution, mutates=True),
     "CreateSolutionVersion": Operation(create_solution_version, mutates=True),
     "DescribeSolutionVersion": Operation(describe_solution_version),
     "ListSolutionVersions": Operation(list_solution_versions),
@@ -553,6 +636,8 @@ OPERATIONS: dict[str, Operation] = {
     "GetSolutionMetrics": Operation(get_solution_metrics),
     "ListRecipes": Operation(list_recipes),
     "DescribeRecipe": Operation(describe_recipe),
+    "DescribeAlgorithm": Operation(describe_algorithm),
+    "DescribeFeatureTransformation": Operation(describe_feature_transformation),
     "CreateBatchInferenceJob": Operation(create_batch_inference_job, mutates=True),
     "DescribeBatchInferenceJob": Operation(describe_batch_inference_job),
     "ListBatchInferenceJobs": Operation(list_batch_inference_jobs),
@@ -588,58 +673,81 @@ def _error(request_id: str, code: str, message: str, status: int = 400) -> HttpR
     return _respond(request_id, {"__type": code, "message": message}, status)
 
 
-def _operation(request) -> tuple[str, Operation]:
-    target = request.META.get("HTTP_X_AMZ_TARGET", "")
-    name = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
-    if request.method != "POST" or name not in OPERATIONS:
-        raise _UnknownOperation(target)
-    return name, OPERATIONS[name]
-
-
 class _UnknownOperation(Exception):
     pass
 
 
-class _SerializationError(Exception):
-    pass
+def _operation(request) -> tuple[str, Operation]:
+    target = request.META.get("HTTP_X_AMZ_TARGET", "")
+    name = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+    if request.method != "POST" or name not in OPERATIONS:
+        if request.method == "POST" and name in validation.service_model().operation_names:
+            raise _UnknownOperation(
+                f"{name} is an Amazon Personalize operation this server does not implement; it serves "
+                f"{len(OPERATIONS)} of the service's operations, listed in the README's API section."
+            )
+        raise _UnknownOperation(f"Unknown operation: {validation.shown(target) or '(none)'}.")
+    return name, OPERATIONS[name]
 
 
-def _params(request) -> dict:
-    if not request.body.strip():
+def _body(request) -> bytes:
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise RequestEntityTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, the most this API "
+            "reads; no request of this API needs that much."
+        ) from None
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _params(body: bytes) -> dict:
+    if not body.strip():
         return {}
     try:
-        params = json.loads(request.body)
+        params = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise SerializationException("The request body nests deeper than any request of this API.") from None
     except (ValueError, UnicodeDecodeError):
-        raise _SerializationError("The request body is not valid JSON.") from None
+        raise SerializationException("The request body is not valid JSON.") from None
     if not isinstance(params, dict):
-        raise _SerializationError("Start of structure or map found where not expected: the body must be an object.")
+        raise SerializationException("Start of structure or map found where not expected: the body must be an object.")
     return params
 
 
 @csrf_exempt
 def personalize(request):
-    """Authenticate, find the operation named by X-Amz-Target, run it, answer in AWS JSON 1.1."""
+    """Authenticate, find the operation named by X-Amz-Target, check the request against the operation's
+    input shape, run it, answer in AWS JSON 1.1."""
     request_id = str(uuid.uuid4())
     name = "?"
     try:
+        body = _body(request)
         key = sigv4.authenticate(request)
         name, operation = _operation(request)
-        params = _params(request)
+        params = _params(body)
         if operation.mutates and not can_write(key.user):
             raise AccessDeniedException(f"User: {_user_arn(key.user)} is not authorized to perform: personalize:{name}")
+        validation.check_request(name, params)
         return _respond(request_id, operation.handler(Call(params, key.user)))
     except sigv4.AuthError as exc:
         return _error(request_id, exc.code, exc.message, exc.status)
     except _UnknownOperation as exc:
-        return _error(request_id, "UnknownOperationException", f"Unknown operation: {exc.args[0] or '(none)'}.")
-    except _SerializationError as exc:
-        return _error(request_id, "SerializationException", str(exc))
+        return _error(request_id, "UnknownOperationException", str(exc))
     except ServiceError as exc:
-        return _error(request_id, exc.code, exc.message)
+        return _error(request_id, exc.code, exc.message, exc.status)
     except Exception:
         logger.exception("API call %s failed (request %s)", name, request_id)
         return _error(
-            request_id, "InternalFailure", "The request processing has failed because of an unknown error.", 500
+            request_id,
+            "InternalFailure",
+            f"The request processing has failed because of an error in this server (request {request_id}; the "
+            "server log has the details). Your request may well be fine: try again, and report it if it fails "
+            "again.",
+            500,
         )
 
 

@@ -4,6 +4,8 @@
 
 class ServiceError(Exception):
     code = "InternalServerError"
+    # The HTTP status the API answers with: 400 for every modeled client error, as the service does.
+    status = 400
     # Which request member the error is about, so a form can show it beside the right field.
     field: str | None = None
 
@@ -48,6 +50,22 @@ class TooManyTagKeysException(ServiceError):
 
 class AccessDeniedException(ServiceError):
     code = "AccessDeniedException"
+    status = 403
+
+
+class SerializationException(ServiceError):
+    """The body is not JSON, or a member has the wrong JSON type (a list where a structure belongs):
+    the service's protocol layer answers these before any operation sees the request."""
+
+    code = "SerializationException"
+
+
+class RequestEntityTooLarge(ServiceError):
+    """A body larger than the API reads. Answered 413 with the modeled InvalidInputException type, so a
+    client catches it like any other refused input."""
+
+    code = "InvalidInputException"
+    status = 413
 
 
 class JobFailed(Exception):

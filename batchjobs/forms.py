@@ -27,7 +27,11 @@ ROLE_NAME_RE = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 
 def show_service_error(form: forms.Form, exc: ServiceError, fields: dict[str, str]) -> None:
     """Attach a model-layer error to the form field for its API member, or to the form as a whole."""
-    field = fields.get(exc.field or "")
+    member = exc.field or ""
+    # A nested member (solutionConfig.hpoConfig) belongs to the field of its nearest mapped parent.
+    while member and member not in fields:
+        member = member.rpartition(".")[0]
+    field = fields.get(member)
     form.add_error(field if field in form.fields else None, exc.message)
 
 
@@ -152,7 +156,10 @@ def _as_api_string(value) -> str:
 
 
 class SolutionForm(forms.Form):
-    API_FIELDS = {"name": "name", "recipeArn": "recipe", "solutionConfig": "recipe", "eventType": "event_type"}
+    API_FIELDS = {
+        "name": "name", "recipeArn": "recipe", "solutionConfig": "recipe", "eventType": "event_type",
+        "performAutoTraining": "perform_auto_training",
+    }
 
     name = forms.CharField(
         label="Solution name", max_length=63,
@@ -162,6 +169,11 @@ class SolutionForm(forms.Form):
     event_type = forms.CharField(
         label="Event type", required=False, max_length=256,
         help_text="Optional. Train only on interactions of this EVENT_TYPE; leave empty to use them all.",
+    )
+    perform_auto_training = forms.BooleanField(
+        label="Automatic training", required=False, initial=True,
+        help_text="A new solution version every 7 days, when interactions were imported since the last training "
+        "(the service's default). The first one starts within the hour unless you create a version yourself.",
     )
 
     def __init__(self, *args, **kwargs):

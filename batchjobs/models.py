@@ -10,18 +10,25 @@ appends a StatusTransition row, which the detail pages draw as a timeline.
 """
 
 import json
+import logging
+import math
+import re
 import secrets
+import shutil
 import uuid
+from contextlib import contextmanager
+from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from batchjobs import arns, policy, validation
+from batchjobs import arns, keyring, policy, validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
@@ -33,6 +40,7 @@ from batchjobs.processes import process_owner
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue_on_commit
 from engine.datasets import REQUIRED_COLUMNS
 from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
+from engine.hpo import plan_search
 from engine.recipes.catalog import (
     HyperParameterError,
     UnknownRecipe,
@@ -41,6 +49,8 @@ from engine.recipes.catalog import (
     validate_hyperparameters,
 )
 from engine.storage import InvalidS3Path, parse_s3_uri
+
+log = logging.getLogger(__name__)
 
 
 class Status(models.TextChoices):
@@ -264,11 +274,9 @@ class Role(models.Model):
         """Create a role that may read under each `read` S3 prefix and write under each `write` prefix."""
         validation.check_pattern(name, "roleName", r"[\w+=,.@-]+", max_length=64)
         document = policy.s3_policy([parse_s3_uri(p) for p in read], [parse_s3_uri(p) for p in write])
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(name=name), "role", name)
-            return cls.objects.create(
-                name=name, arn=arns.role_arn(name), policy=document, description=description
-            )
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "role", name)):
+            role = cls.objects.create(name=name, arn=arns.role_arn(name), policy=document, description=description)
+        return role
 
     def prefixes(self, action: str) -> list[str]:
         """The s3:// prefixes this role's Allow statements grant `action` on (for display)."""
@@ -328,18 +336,34 @@ class DatasetGroup(AsyncResource):
         if kms_key_arn:
             validation.check_kms_key(kms_key_arn, "kmsKeyArn")
         if domain:
-            validation.check_enum(domain, "domain", [d for d in cls.Domain.values if d])
+            validation.check_enum(domain, "domain", validation.model_enum("Domain"))
         role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else None
         tags = validation.check_tags(tags)
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)):
             group = cls.objects.create(name=name, domain=domain, role=role, kms_key_arn=kms_key_arn, tags=tags)
             group.activate_now()
         return group
 
+    def delete_validated(self) -> None:
+        """The service's rule: a dataset group goes only once its solutions and datasets are deleted. Its
+        filters go with it."""
+        with transaction.atomic():
+            for what, rows in (("solution", self.solutions.all()), ("dataset", self.datasets.all())):
+                names = list(rows.values_list("name", flat=True)[:5])
+                if names:
+                    raise ResourceInUseException(
+                        f"The dataset group {self.name} still has {what}s ({', '.join(names)}); delete every "
+                        f"{what} of the group first.",
+                        field="datasetGroupArn",
+                    )
+            _delete_or_in_use(self, "datasetGroupArn")
+
 
 class Schema(models.Model):
     """An Avro record schema, stored as the JSON text the API takes."""
+
+    # The Avro types a Personalize schema field may have, alone or in a union list such as ["null", "string"].
+    FIELD_TYPES = ("null", "boolean", "int", "long", "float", "double", "string")
 
     name = models.CharField(max_length=63, unique=True)
     arn = models.CharField(max_length=256, unique=True)
@@ -347,6 +371,7 @@ class Schema(models.Model):
     domain = models.CharField(max_length=32, blank=True)
     created = models.DateTimeField(default=timezone.now)
     last_updated = models.DateTimeField(default=timezone.now)
+    tags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -359,30 +384,74 @@ class Schema(models.Model):
         super().save(*args, **kwargs)
 
     @property
+    def fields(self) -> list[dict]:
+        return json.loads(self.schema)["fields"]
+
+    @property
     def field_names(self) -> list[str]:
-        return [f["name"] for f in json.loads(self.schema)["fields"]]
+        return [f["name"] for f in self.fields]
 
     @classmethod
     def create_validated(cls, name: str, schema: str, domain: str = "") -> "Schema":
         validation.check_name(name)
         validation.check_length(schema, "schema", max_length=20000)
+        if domain:
+            validation.check_enum(domain, "domain", validation.model_enum("Domain"))
+        cls.parse_fields(schema)
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "schema", name)):
+            row = cls.objects.create(name=name, schema=schema, domain=domain)
+        return row
+
+    @classmethod
+    def parse_fields(cls, schema: str) -> list[dict]:
+        """The fields of an Avro record schema, or InvalidInputException saying what is wrong with it."""
+
+        def invalid(why: str) -> InvalidInputException:
+            return InvalidInputException(f"Invalid schema: {why}", field="schema")
+
         try:
             record = json.loads(schema)
-            fields = record["fields"]
-            names = [f["name"] for f in fields]
-        except (ValueError, TypeError, KeyError):
-            raise InvalidInputException(
-                'Invalid schema: it must be an Avro record, a JSON object with a "fields" list of '
-                '{"name": ..., "type": ...} objects.',
-                field="schema",
-            ) from None
-        if record.get("type") != "record":
-            raise InvalidInputException('Invalid schema: the Avro "type" must be "record".', field="schema")
-        if len(set(names)) != len(names):
-            raise InvalidInputException("Invalid schema: field names must be unique.", field="schema")
+        except RecursionError:
+            raise invalid("it nests far deeper than an Avro record of fields does.") from None
+        except ValueError:
+            raise invalid("it is not JSON.") from None
+        if not isinstance(record, dict) or record.get("type") != "record":
+            raise invalid('it must be an Avro record, a JSON object with "type": "record".')
+        fields = record.get("fields")
+        if not isinstance(fields, list) or not fields:
+            raise invalid('its "fields" must be a list of {"name": ..., "type": ...} objects.')
+        names = set()
+        for number, field in enumerate(fields, start=1):
+            name = field.get("name") if isinstance(field, dict) else None
+            if not isinstance(name, str):
+                raise invalid(f'field {number} must be an object with a string "name".')
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise invalid(
+                    f"the field name '{validation.shown(name)}' is not an Avro name (letters, digits and _, "
+                    "not starting with a digit)."
+                )
+            kind = field.get("type")
+            kinds = kind if isinstance(kind, list) else [kind]
+            if not kinds or not all(isinstance(k, str) and k in cls.FIELD_TYPES for k in kinds):
+                raise invalid(
+                    f"the field {name} has the type {validation.shown(json.dumps(kind))}; use one of "
+                    f"{', '.join(cls.FIELD_TYPES)}, or a union list such as [\"null\", \"string\"]."
+                )
+            if name in names:
+                raise invalid(f"the field name {name} appears twice; field names must be unique.")
+            names.add(name)
+        return fields
+
+    def delete_validated(self) -> None:
+        """The service's rule: a schema goes only once no dataset uses it."""
         with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(name=name), "schema", name)
-            return cls.objects.create(name=name, schema=schema, domain=domain)
+            using = list(self.datasets.values_list("arn", flat=True)[:5])
+            if using:
+                raise ResourceInUseException(
+                    f"The schema {self.name} is used by {', '.join(using)}; delete those datasets first.",
+                    field="schemaArn",
+                )
+            _delete_or_in_use(self, "schemaArn")
 
 
 class Dataset(AsyncResource):
@@ -399,6 +468,8 @@ class Dataset(AsyncResource):
     # The validated data of the imports so far, as an engine .npz under ARTIFACT_ROOT.
     data_file = models.CharField(max_length=1024, blank=True)
     record_count = models.PositiveBigIntegerField(default=0)
+    # The last UpdateDataset (the API's latestDatasetUpdate): {"schemaArn", "status", "created", "last_updated"}.
+    latest_update = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["dataset_type"]
@@ -433,17 +504,77 @@ class Dataset(AsyncResource):
                 field="schemaArn",
             )
         tags = validation.check_tags(tags)
-        with transaction.atomic():
+
+        def refuse_taken():
             if group.datasets.filter(dataset_type=dataset_type).exists():
                 raise ResourceAlreadyExistsException(
                     f"Dataset group {group.name} already has a {dataset_type} dataset.", field="datasetType"
                 )
             _refuse_duplicate(group.datasets.filter(name=name), "dataset", name)
+
+        with _creating(refuse_taken):
             dataset = cls.objects.create(
                 name=name, dataset_group=group, schema=schema, dataset_type=dataset_type, tags=tags
             )
             dataset.activate_now()
         return dataset
+
+    def update_schema(self, schema_arn: str) -> None:
+        """UpdateDataset: replace the schema by one that keeps every current field with its type and adds
+        fields, nullable ones when the dataset already holds records (they have no values for them)."""
+        schema = validation.lookup(Schema.objects, schema_arn, "schemaArn")
+        busy = self.import_jobs.filter(status__in=UNFINISHED_STATUSES).first()
+        if busy is not None:
+            raise ResourceInUseException(
+                f"The dataset import job {busy.job_name} is {busy.status}; update the schema once it has finished.",
+                field="datasetArn",
+            )
+        old = {f["name"]: f for f in self.schema.fields}
+        new = {f["name"]: f for f in schema.fields}
+
+        def types(field) -> set:
+            kind = field.get("type")
+            return set(kind) if isinstance(kind, list) else {kind}
+
+        problems = [f"it drops the field {name}" for name in old if name not in new]
+        problems += [
+            f"it changes the type of {name}" for name in old if name in new and types(old[name]) != types(new[name])
+        ]
+        if self.record_count:
+            problems += [
+                f'the new field {name} must allow null (["null", ...]): the {self.record_count} records already '
+                "imported have no value for it"
+                for name in new
+                if name not in old and "null" not in types(new[name])
+            ]
+        if problems:
+            raise InvalidInputException(
+                f"The schema {schema.name} cannot replace {self.schema.name} on {self.name}: {'; '.join(problems)}.",
+                field="schemaArn",
+            )
+        now = timezone.now().isoformat()
+        self.schema = schema
+        self.last_updated = timezone.now()
+        self.latest_update = {"schemaArn": schema.arn, "status": Status.ACTIVE, "created": now, "last_updated": now}
+        self.save(update_fields=["schema", "last_updated", "latest_update"])
+
+    def delete_validated(self) -> None:
+        """The service's rule: not while an import into it, or a training of its dataset group, is pending or
+        in progress. Its import jobs and imported data go with it."""
+        with transaction.atomic():
+            busy = self.import_jobs.filter(status__in=UNFINISHED_STATUSES).first() or SolutionVersion.objects.filter(
+                solution__dataset_group_id=self.dataset_group_id, status__in=UNFINISHED_STATUSES
+            ).first()
+            if busy is not None:
+                raise ResourceInUseException(
+                    f"{busy._meta.verbose_name.capitalize()} {busy.arn} is {busy.status}; delete the dataset once it "
+                    "has finished.",
+                    field="datasetArn",
+                )
+            data_dir = Path(self.data_file).parent if self.data_file else None
+            _delete_or_in_use(self, "datasetArn")
+            if data_dir is not None:
+                transaction.on_commit(lambda: _remove_tree(data_dir))
 
 
 class DatasetImportJob(AsyncResource):
@@ -503,8 +634,9 @@ class DatasetImportJob(AsyncResource):
                 field="roleArn",
             )
         tags = validation.check_tags(tags)
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
+        with _creating(
+            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
+        ):
             _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
             job = cls.objects.create(
                 job_name=job_name,
@@ -519,6 +651,20 @@ class DatasetImportJob(AsyncResource):
 
 
 class Solution(AsyncResource):
+    # The service's automatic training: every 7 days unless autoTrainingConfig says otherwise, the first one
+    # within the hour after the solution becomes ACTIVE.
+    DEFAULT_TRAINING_SCHEDULE = "rate(7 days)"
+    FIRST_AUTOMATIC_TRAINING_AFTER = timedelta(hours=1)
+    MAX_TRAINING_INTERVAL_DAYS = 30
+    # solutionConfig members of the model this server does not act on, and why: refused, never dropped.
+    UNSUPPORTED_CONFIG = {
+        "featureTransformationParameters": "the recipes here take no feature transformation parameters",
+        "autoMLConfig": "AutoML is not supported; choose a recipe with recipeArn",
+        "eventsConfig": "event weights need the v2 recipes, which this server does not offer",
+        "optimizationObjective": "optimizing for an item attribute is not supported",
+        "trainingDataConfig": "choosing dataset columns is not supported; training uses every column",
+    }
+
     name = models.CharField(max_length=63, unique=True)
     arn = models.CharField(max_length=256, unique=True)
     dataset_group = models.ForeignKey(DatasetGroup, related_name="solutions", on_delete=models.CASCADE)
@@ -526,10 +672,15 @@ class Solution(AsyncResource):
     event_type = models.CharField(max_length=256, blank=True)
     perform_hpo = models.BooleanField(default=False)
     perform_auto_ml = models.BooleanField(default=False)
-    # We train only on request, so automatic training is recorded but never scheduled.
-    perform_auto_training = models.BooleanField(default=False)
+    perform_auto_training = models.BooleanField(default=True)
     # The API's solutionConfig, e.g. {"algorithmHyperParameters": {"hidden_dimension": "64"}}.
     solution_config = models.JSONField(default=dict, blank=True)
+    # When the next automatic training is due (None: automatic training is off). Each worker's reconciler
+    # claims a due turn by moving this forward with a compare-and-swap, so exactly one creates the version.
+    next_automatic_training = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The last UpdateSolution (the API's latestSolutionUpdate): {"solutionUpdateConfig", "status",
+    # "performAutoTraining", "created", "last_updated"}.
+    latest_update = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -549,6 +700,15 @@ class Solution(AsyncResource):
     def hyperparameters(self) -> dict[str, str]:
         return dict(self.solution_config.get("algorithmHyperParameters", {}))
 
+    @property
+    def automatic_training_interval(self) -> timedelta:
+        config = self.solution_config.get("autoTrainingConfig") or {}
+        return timedelta(days=_schedule_days(config.get("schedulingExpression") or self.DEFAULT_TRAINING_SCHEDULE))
+
+    def hpo_plan(self):
+        """The search the solution's performHPO and hpoConfig ask for (engine.hpo.SearchPlan)."""
+        return plan_search(self.recipe, self.solution_config.get("hpoConfig"), self.hyperparameters)
+
     @classmethod
     def create_validated(
         cls,
@@ -559,7 +719,7 @@ class Solution(AsyncResource):
         solution_config: dict | None = None,
         perform_hpo: bool = False,
         perform_auto_ml: bool = False,
-        perform_auto_training: bool = False,
+        perform_auto_training: bool = True,
         tags=None,
     ) -> "Solution":
         validation.check_name(name)
@@ -570,16 +730,18 @@ class Solution(AsyncResource):
             raise validation.ResourceNotFoundException(
                 f"Resource Arn {recipe_arn} does not exist.", field="recipeArn"
             ) from None
-        solution_config = dict(solution_config or {})
-        try:
-            validate_hyperparameters(recipe, solution_config.get("algorithmHyperParameters", {}))
-        except HyperParameterError as exc:
-            raise InvalidInputException(str(exc), field="solutionConfig") from None
+        if perform_auto_ml:
+            raise InvalidInputException("performAutoML is not supported: choose a recipe with recipeArn.",
+                                        field="performAutoML")
+        solution_config = _validated_solution_config(
+            solution_config or {}, recipe, perform_hpo=perform_hpo, perform_auto_training=perform_auto_training
+        )
         if event_type:
             validation.check_length(event_type, "eventType", max_length=256)
         tags = validation.check_tags(tags)
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(name=name), "solution", name)
+        now = timezone.now()
+        first_training = now + cls.FIRST_AUTOMATIC_TRAINING_AFTER if perform_auto_training else None
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "solution", name)):
             solution = cls.objects.create(
                 name=name,
                 dataset_group=group,
@@ -587,12 +749,221 @@ class Solution(AsyncResource):
                 event_type=event_type,
                 solution_config=solution_config,
                 perform_hpo=perform_hpo,
-                perform_auto_ml=perform_auto_ml,
                 perform_auto_training=perform_auto_training,
+                next_automatic_training=first_training,
                 tags=tags,
+                created=now,
+                last_updated=now,
             )
             solution.activate_now()
         return solution
+
+    def update_validated(
+        self,
+        perform_auto_training: bool | None = None,
+        auto_training_config: dict | None = None,
+        events_config: dict | None = None,
+        perform_incremental_update: bool | None = None,
+    ) -> None:
+        """UpdateSolution: turn automatic training on or off and change its schedule. The update applies at
+        once, so latestSolutionUpdate is ACTIVE when the call returns."""
+        if perform_incremental_update:
+            raise InvalidInputException(
+                "performIncrementalUpdate is for aws-semantic-similarity, which this server does not offer.",
+                field="performIncrementalUpdate",
+            )
+        if events_config:
+            raise InvalidInputException(
+                f"solutionUpdateConfig.eventsConfig is not supported: {self.UNSUPPORTED_CONFIG['eventsConfig']}.",
+                field="solutionUpdateConfig.eventsConfig",
+            )
+        if self.status != Status.ACTIVE:
+            raise ResourceInUseException(f"The solution {self.name} is {self.status}.", field="solutionArn")
+        turn_on = self.perform_auto_training if perform_auto_training is None else perform_auto_training
+        config = dict(self.solution_config)
+        if auto_training_config:
+            if not turn_on:
+                raise InvalidInputException(
+                    "autoTrainingConfig sets the schedule of automatic training, which this update turns off; "
+                    "set performAutoTraining to true or leave autoTrainingConfig out.",
+                    field="solutionUpdateConfig.autoTrainingConfig",
+                )
+            config["autoTrainingConfig"] = _validated_auto_training(
+                auto_training_config, "solutionUpdateConfig.autoTrainingConfig"
+            )
+        now = timezone.now()
+        self.solution_config = config
+        self.perform_auto_training = turn_on
+        self.next_automatic_training = self._next_training_after_update(now) if turn_on else None
+        update_config = {"autoTrainingConfig": config["autoTrainingConfig"]} if auto_training_config else {}
+        self.latest_update = {
+            "solutionUpdateConfig": update_config,
+            "status": Status.ACTIVE,
+            "performAutoTraining": turn_on,
+            "created": now.isoformat(),
+            "last_updated": now.isoformat(),
+        }
+        self.last_updated = now
+        self.save(update_fields=[
+            "solution_config", "perform_auto_training", "next_automatic_training", "latest_update", "last_updated"
+        ])
+
+    def _next_training_after_update(self, now):
+        if self.next_automatic_training is None:
+            # Turned on: the first automatic training within the hour, as for a new solution.
+            return now + self.FIRST_AUTOMATIC_TRAINING_AFTER
+        # A new schedule counts from the last automatic training.
+        last = self.versions.filter(training_type=SolutionVersion.TrainingType.AUTOMATIC).order_by("-created").first()
+        anchor = last.created if last else self.created + self.FIRST_AUTOMATIC_TRAINING_AFTER
+        return max(anchor + self.automatic_training_interval, now)
+
+    def delete_validated(self) -> None:
+        """The service's rule: not while a solution version is pending or in progress. Its versions go with it;
+        finished batch jobs of those versions stay, naming the version by ARN."""
+        with transaction.atomic():
+            busy = self.versions.filter(status__in=UNFINISHED_STATUSES).first()
+            for model in (BatchInferenceJob, BatchSegmentJob):
+                busy = busy or model.objects.filter(
+                    solution_version__solution=self, status__in=UNFINISHED_STATUSES
+                ).first()
+            if busy is not None:
+                raise ResourceInUseException(
+                    f"{busy._meta.verbose_name.capitalize()} {busy.arn} is {busy.status}; delete the solution once "
+                    "it has finished.",
+                    field="solutionArn",
+                )
+            artifacts = [Path(a) for a in self.versions.exclude(artifact="").values_list("artifact", flat=True)]
+            _delete_or_in_use(self, "solutionArn")
+            transaction.on_commit(lambda: [a.unlink(missing_ok=True) for a in artifacts])
+
+    @classmethod
+    def create_due_automatic_versions(cls, now=None) -> list["SolutionVersion"]:
+        """Automatic training: a new solution version (trainingType AUTOMATIC) for every solution whose turn
+        is due, as the service does on the solution's schedule. A turn is skipped while a version is still
+        training, when no interactions were imported since the last training, and (the first turn only)
+        when a version was created by hand within the solution's first hour. Every worker's reconciler
+        calls this; a compare-and-swap on the due time gives each turn to exactly one of them."""
+        now = now or timezone.now()
+        created = []
+        due_now = cls.objects.filter(status=Status.ACTIVE, perform_auto_training=True, next_automatic_training__lte=now)
+        for solution in due_now:
+            due = solution.next_automatic_training
+            if not solution.claim_automatic_training(now):
+                continue
+            reason = solution._reason_to_skip_automatic_training(due)
+            if reason:
+                log.info("Solution %s: automatic training due %s skipped: %s", solution.name, due, reason)
+                continue
+            try:
+                version = SolutionVersion.create_for(solution, training_type=SolutionVersion.TrainingType.AUTOMATIC)
+            except LimitExceededException as exc:
+                log.warning("Solution %s: automatic training due %s skipped: %s", solution.name, due, exc)
+                continue
+            log.info("Solution %s: automatic training due %s started as %s", solution.name, due, version.arn)
+            created.append(version)
+        return created
+
+    def claim_automatic_training(self, now) -> bool:
+        """Take the due turn this instance read: move the due time to the next one on the schedule after `now`
+        if nobody has moved it since. True for exactly one of several workers that read the same turn."""
+        due = self.next_automatic_training
+        interval = self.automatic_training_interval
+        following = due + interval * ((now - due) // interval + 1)
+        claimed = type(self).objects.filter(pk=self.pk, next_automatic_training=due).update(
+            next_automatic_training=following
+        )
+        if claimed:
+            self.next_automatic_training = following
+        return claimed == 1
+
+    def _reason_to_skip_automatic_training(self, due) -> str:
+        versions = self.versions.all()
+        if versions.filter(status__in=UNFINISHED_STATUSES).exists():
+            return "a solution version is still training"
+        first_turn = due <= self.created + self.FIRST_AUTOMATIC_TRAINING_AFTER
+        if first_turn and versions.filter(training_type=SolutionVersion.TrainingType.MANUAL).exists():
+            return "a solution version was created by hand within the first hour"
+        imports = DatasetImportJob.objects.filter(
+            dataset__dataset_group_id=self.dataset_group_id,
+            dataset__dataset_type=Dataset.Type.INTERACTIONS,
+            status=Status.ACTIVE,
+        )
+        latest = versions.order_by("-created").first()
+        if latest is not None:
+            imports = imports.filter(last_updated__gt=latest.created)
+        if not imports.exists():
+            return "no interactions were imported since the last training"
+        return ""
+
+
+def _schedule_days(expression: str) -> int:
+    return int(re.fullmatch(r"rate\((\d+) days?\)", expression).group(1))
+
+
+def _validated_auto_training(config, member: str) -> dict:
+    expression = config.get("schedulingExpression") or Solution.DEFAULT_TRAINING_SCHEDULE
+    validation.check_pattern(f"{expression}", f"{member}.schedulingExpression", r"rate\(\d+ days?\)", max_length=16)
+    days = _schedule_days(expression)
+    if not 1 <= days <= Solution.MAX_TRAINING_INTERVAL_DAYS:
+        raise InvalidInputException(
+            f"{member}.schedulingExpression {expression} is not valid: automatic training runs every 1 to "
+            f"{Solution.MAX_TRAINING_INTERVAL_DAYS} days.",
+            field=f"{member}.schedulingExpression",
+        )
+    return {"schedulingExpression": expression}
+
+
+def _validated_solution_config(config: dict, recipe, *, perform_hpo: bool, perform_auto_training: bool) -> dict:
+    """solutionConfig as stored: the model's members this server acts on, each checked; the model's other
+    members are refused with the reason, since a setting accepted and ignored would mislead."""
+    config = {k: v for k, v in config.items() if v not in (None, {}, [], "")}
+    for name, why in Solution.UNSUPPORTED_CONFIG.items():
+        if name in config:
+            raise InvalidInputException(
+                f"solutionConfig.{name} is not supported by this server: {why}.", field=f"solutionConfig.{name}"
+            )
+    hyperparameters = config.get("algorithmHyperParameters", {})
+    if not isinstance(hyperparameters, dict):
+        raise InvalidInputException(
+            "solutionConfig.algorithmHyperParameters must be a map of names to string values.",
+            field="solutionConfig.algorithmHyperParameters",
+        )
+    try:
+        validate_hyperparameters(recipe, hyperparameters)
+    except HyperParameterError as exc:
+        raise InvalidInputException(str(exc), field="solutionConfig.algorithmHyperParameters") from None
+    threshold = config.get("eventValueThreshold")
+    if threshold is not None:
+        try:
+            if not math.isfinite(float(threshold)):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise InvalidInputException(
+                f"solutionConfig.eventValueThreshold '{validation.shown(threshold)}' is not a number.",
+                field="solutionConfig.eventValueThreshold",
+            ) from None
+    if "hpoConfig" in config and not perform_hpo:
+        raise InvalidInputException(
+            "solutionConfig.hpoConfig is set but performHPO is false: set performHPO to true to tune, or leave "
+            "hpoConfig out.",
+            field="solutionConfig.hpoConfig",
+        )
+    if perform_hpo:
+        try:
+            plan_search(recipe, config.get("hpoConfig"), hyperparameters)
+        except HyperParameterError as exc:
+            raise InvalidInputException(str(exc), field="solutionConfig.hpoConfig") from None
+    if "autoTrainingConfig" in config:
+        if not perform_auto_training:
+            raise InvalidInputException(
+                "solutionConfig.autoTrainingConfig sets the schedule of automatic training, but "
+                "performAutoTraining is false: set it to true or leave autoTrainingConfig out.",
+                field="solutionConfig.autoTrainingConfig",
+            )
+        config["autoTrainingConfig"] = _validated_auto_training(
+            config["autoTrainingConfig"], "solutionConfig.autoTrainingConfig"
+        )
+    return config
 
 
 def _solution_version_suffix() -> str:
@@ -604,15 +975,23 @@ class SolutionVersion(AsyncResource):
         FULL = "FULL", "Full"
         UPDATE = "UPDATE", "Update"
 
+    class TrainingType(models.TextChoices):
+        AUTOMATIC = "AUTOMATIC", "Automatic"
+        MANUAL = "MANUAL", "Manual"
+
     arn = models.CharField(max_length=256, unique=True)
     name = models.CharField(max_length=63, blank=True)
     solution = models.ForeignKey(Solution, related_name="versions", on_delete=models.CASCADE)
     training_mode = models.CharField(max_length=16, choices=TrainingMode.choices, default=TrainingMode.FULL)
+    training_type = models.CharField(max_length=16, choices=TrainingType.choices, default=TrainingType.MANUAL)
     artifact = models.CharField(max_length=1024, blank=True)
     artifact_checksum = models.CharField(max_length=64, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     # The same metrics of a popularity-count model on the same hold-out split, to judge `metrics` by.
     baseline_metrics = models.JSONField(default=dict, blank=True)
+    # The HPO search of a performHPO solution (engine.hpo.tune's result): objective, trials and the best
+    # hyperparameters, which the API reports as tunedHPOParams.
+    tuning = models.JSONField(default=dict, blank=True)
     training_hours = models.FloatField(null=True, blank=True)
     training_started = models.DateTimeField(null=True, blank=True)
 
@@ -632,6 +1011,10 @@ class SolutionVersion(AsyncResource):
     def version_id(self) -> str:
         return self.arn.rsplit("/", 1)[-1]
 
+    @property
+    def tuned_hyperparameters(self) -> dict[str, str]:
+        return dict(self.tuning.get("best", {}))
+
     def metrics_with_baseline(self) -> list[tuple[str, float, float | None]]:
         """(name, value, popularity baseline's value) rows, in the service's metric order."""
         return [(name, value, self.baseline_metrics.get(name)) for name, value in sorted(self.metrics.items())]
@@ -641,7 +1024,7 @@ class SolutionVersion(AsyncResource):
         cls, solution_arn: str, training_mode: str = "FULL", name: str = "", tags=None
     ) -> "SolutionVersion":
         solution = validation.lookup(Solution.objects, solution_arn, "solutionArn")
-        validation.check_enum(training_mode, "trainingMode", cls.TrainingMode.values)
+        validation.check_enum(training_mode, "trainingMode", validation.model_enum("TrainingMode"))
         if name:
             validation.check_name(name)
         if training_mode == cls.TrainingMode.UPDATE:
@@ -649,12 +1032,29 @@ class SolutionVersion(AsyncResource):
                 "trainingMode UPDATE is not supported yet: create a FULL solution version.",
                 field="trainingMode",
             )
+        if training_mode not in cls.TrainingMode.values:
+            raise InvalidInputException(
+                f"trainingMode {training_mode} is not supported: automatic training creates its own versions; "
+                "turn it on with performAutoTraining (CreateSolution or UpdateSolution) and create FULL versions "
+                "by hand.",
+                field="trainingMode",
+            )
         if solution.status != Status.ACTIVE:
             raise ResourceInUseException(f"Solution {solution.arn} is not ACTIVE.", field="solutionArn")
         tags = validation.check_tags(tags)
+        return cls.create_for(solution, training_mode=training_mode, name=name, tags=tags)
+
+    @classmethod
+    def create_for(
+        cls, solution: Solution, training_mode: str = "FULL", name: str = "", tags=(), training_type: str = "MANUAL"
+    ) -> "SolutionVersion":
+        """Save a version CREATE PENDING within the quota of versions in training, and enqueue its training."""
         with transaction.atomic():
             _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 20)
-            version = cls.objects.create(solution=solution, training_mode=training_mode, name=name, tags=tags)
+            version = cls.objects.create(
+                solution=solution, training_mode=training_mode, training_type=training_type, name=name,
+                tags=list(tags),
+            )
             enqueue_on_commit(
                 TRAINING_QUEUE, "batchjobs.tasks.train_solution_version", version.pk, version.rq_job_id
             )
@@ -680,6 +1080,8 @@ class BatchJob(AsyncResource):
     """What batch inference jobs and batch segment jobs share: a solution version read from S3 paths by a
     role, a filter, and per-file progress. Concrete jobs add their name, ARN and references."""
 
+    # The solution version's ARN, kept on the job: finished jobs outlive a deleted solution, as in the service.
+    solution_version_arn = models.CharField(max_length=256, blank=True)
     filter_arn = models.CharField(max_length=256, blank=True)
     num_results = models.PositiveIntegerField(default=25)
     input_path = models.CharField(max_length=256)
@@ -713,6 +1115,8 @@ class BatchJob(AsyncResource):
 
     def save(self, *args, **kwargs):
         self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.job_name)
+        if self.solution_version_id and not self.solution_version_arn:
+            self.solution_version_arn = self.solution_version.arn
         super().save(*args, **kwargs)
 
     @property
@@ -800,9 +1204,8 @@ class BatchJob(AsyncResource):
     @classmethod
     def _save_and_enqueue(cls, task: str, limit: int, **fields):
         """Refuse a taken name or a full quota, save the job CREATE PENDING and enqueue it once committed."""
-        with transaction.atomic():
-            name = fields["job_name"]
-            _refuse_duplicate(cls.objects.filter(job_name=name), cls._meta.verbose_name, name)
+        name = fields["job_name"]
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(job_name=name), cls._meta.verbose_name, name)):
             _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), limit)
             job = cls.objects.create(**fields)
             enqueue_on_commit(BATCH_QUEUE, task, job.pk, job.rq_job_id)
@@ -843,7 +1246,9 @@ class BatchInferenceJob(BatchJob):
 
     job_name = models.CharField(max_length=63, unique=True)
     arn = models.CharField(max_length=256, unique=True)
-    solution_version = models.ForeignKey(SolutionVersion, related_name="batch_jobs", on_delete=models.PROTECT)
+    solution_version = models.ForeignKey(
+        SolutionVersion, related_name="batch_jobs", null=True, blank=True, on_delete=models.SET_NULL
+    )
     role = models.ForeignKey(Role, related_name="batch_jobs", on_delete=models.PROTECT)
     # The API's batchInferenceJobConfig, e.g. {"itemExplorationConfig": {"explorationWeight": "0.3"}}.
     config = models.JSONField(default=dict, blank=True)
@@ -874,12 +1279,20 @@ class BatchInferenceJob(BatchJob):
         input_kms_key_arn: str = "",
         output_kms_key_arn: str = "",
         mode: str = "BATCH_INFERENCE",
+        theme_generation_config: dict | None = None,
         tags=None,
         created_by=None,
     ) -> "BatchInferenceJob":
         """Validate like the service, in its order (shapes, references, states, names, quotas), then save
         the job CREATE PENDING and enqueue it once committed."""
-        validation.check_enum(mode, "batchInferenceJobMode", [cls.Mode.BATCH_INFERENCE])
+        validation.check_enum(mode, "batchInferenceJobMode", validation.model_enum("BatchInferenceJobMode"))
+        if mode == cls.Mode.THEME_GENERATION or theme_generation_config:
+            raise InvalidInputException(
+                "Themed batch recommendations (batchInferenceJobMode THEME_GENERATION, themeGenerationConfig) are "
+                "not supported: they need the aws-similar-items recipe and a text generation model, which this "
+                "server does not have. Use batchInferenceJobMode BATCH_INFERENCE without themeGenerationConfig.",
+                field="themeGenerationConfig" if theme_generation_config else "batchInferenceJobMode",
+            )
         tags = validation.check_tags(tags)
         version, role, num_results = cls._validated_references(
             job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
@@ -906,7 +1319,9 @@ class BatchSegmentJob(BatchJob):
 
     job_name = models.CharField(max_length=63, unique=True)
     arn = models.CharField(max_length=256, unique=True)
-    solution_version = models.ForeignKey(SolutionVersion, related_name="segment_jobs", on_delete=models.PROTECT)
+    solution_version = models.ForeignKey(
+        SolutionVersion, related_name="segment_jobs", null=True, blank=True, on_delete=models.SET_NULL
+    )
     role = models.ForeignKey(Role, related_name="segment_jobs", on_delete=models.PROTECT)
 
     class Meta(BatchJob.Meta):
@@ -987,8 +1402,7 @@ class Filter(AsyncResource):
         except FilterSyntaxError as exc:
             raise InvalidInputException(str(exc), field="filterExpression") from None
         tags = validation.check_tags(tags)
-        with transaction.atomic():
-            _refuse_duplicate(cls.objects.filter(name=name), "filter", name)
+        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "filter", name)):
             others = list(group.filters.exclude(status=Status.CREATE_FAILED))
             if len(others) >= cls.MAX_PER_GROUP:
                 raise LimitExceededException(
@@ -1047,8 +1461,9 @@ class AccessKey(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="access_keys", on_delete=models.CASCADE)
     access_key_id = models.CharField(max_length=20, unique=True)
-    # SigV4 needs the secret itself to recompute signatures, so it cannot be stored as a one-way hash.
-    secret_access_key = models.CharField(max_length=40)
+    # SigV4 needs the secret itself to recompute signatures, so it cannot be a one-way hash: it is kept
+    # encrypted with a key derived from SECRET_KEY (batchjobs.keyring), never in clear.
+    secret_ciphertext = models.TextField()
     is_active = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now)
     last_used = models.DateTimeField(null=True, blank=True)
@@ -1059,18 +1474,57 @@ class AccessKey(models.Model):
     def __str__(self):
         return self.access_key_id
 
+    @property
+    def secret_access_key(self) -> str:
+        """The secret in clear, for SigV4 and for showing once at creation. keyring.UndecryptableSecret when
+        it was encrypted under a SECRET_KEY this process no longer has."""
+        return keyring.decrypt(self.secret_ciphertext)
+
+    @secret_access_key.setter
+    def secret_access_key(self, secret: str) -> None:
+        self.secret_ciphertext = keyring.encrypt(secret)
+
     @classmethod
     def issue(cls, user) -> "AccessKey":
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
         key_id = "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
-        return cls.objects.create(
-            user=user, access_key_id=key_id, secret_access_key=secrets.token_urlsafe(30)[:40]
-        )
+        key = cls(user=user, access_key_id=key_id)
+        key.secret_access_key = secrets.token_urlsafe(30)[:40]
+        key.save()
+        return key
 
 
 def _refuse_duplicate(queryset, kind: str, name: str) -> None:
     if queryset.exists():
         raise ResourceAlreadyExistsException(f"A {kind} with the name {name} already exists.", field="name")
+
+
+@contextmanager
+def _creating(refuse_taken):
+    """A transaction that creates a uniquely named row. `refuse_taken()` raises ResourceAlreadyExistsException
+    when the name is taken; it runs first, and again when the insert hits a unique constraint because a
+    concurrent create of the same name committed in between (PostgreSQL lets both pass the first check)."""
+    try:
+        with transaction.atomic():
+            refuse_taken()
+            yield
+    except IntegrityError:
+        refuse_taken()
+        raise
+
+
+def _delete_or_in_use(row, member: str) -> None:
+    """Delete `row`; a reference created meanwhile (a protected foreign key) makes it ResourceInUse."""
+    try:
+        with transaction.atomic():
+            row.delete()
+    except models.ProtectedError as exc:
+        used_by = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
+        raise ResourceInUseException(f"{row} is in use by {used_by}; delete those first.", field=member) from None
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _refuse_over_limit(unfinished, limit: int) -> None:

@@ -16,6 +16,7 @@ from batchjobs.models import (
     BatchSegmentJob,
     BatchShard,
     DatasetImportJob,
+    Solution,
     SolutionVersion,
     Status,
 )
@@ -103,6 +104,7 @@ def reconcile(now=None) -> dict[str, int]:
             _forget_missing(job_id)
             counts["requeued"] += 1
     counts["requeued"] += _rejoin_stalled(stale_before)
+    Solution.create_due_automatic_versions(now)
     return counts
 
 

@@ -7,6 +7,8 @@ Timestamps are epoch seconds (float), which botocore turns into datetimes.
 
 import datetime as dt
 
+from engine import hpo
+
 # Recipes are built in; the service reports a fixed creation date for them.
 RECIPE_CREATED = dt.datetime(2019, 6, 10, tzinfo=dt.UTC)
 
@@ -29,6 +31,19 @@ def _times(resource) -> dict:
         "creationDateTime": timestamp(resource.created),
         "lastUpdatedDateTime": timestamp(resource.last_updated),
     }
+
+
+def _update_summary(update: dict, **members) -> dict | None:
+    """latestDatasetUpdate / latestSolutionUpdate from the stored record of the last update, if any."""
+    if not update:
+        return None
+    return present(
+        **members,
+        status=update["status"],
+        failureReason=update.get("failureReason"),
+        creationDateTime=timestamp(dt.datetime.fromisoformat(update["created"])),
+        lastUpdatedDateTime=timestamp(dt.datetime.fromisoformat(update["last_updated"])),
+    )
 
 
 def dataset_group(group) -> dict:
@@ -68,6 +83,7 @@ def dataset(row) -> dict:
         schemaArn=row.schema.arn,
         status=row.status,
         **_times(row),
+        latestDatasetUpdate=_update_summary(row.latest_update, schemaArn=row.latest_update.get("schemaArn")),
     )
 
 
@@ -124,9 +140,15 @@ def solution_version_summary(version) -> dict:
 
 def solution(row) -> dict:
     latest = row.versions.order_by("-created", "-pk").first()
+    update = row.latest_update
     return present(
         **_solution_members(row),
         latestSolutionVersion=solution_version_summary(latest) if latest else None,
+        latestSolutionUpdate=_update_summary(
+            update,
+            solutionUpdateConfig=update.get("solutionUpdateConfig"),
+            performAutoTraining=update.get("performAutoTraining"),
+        ),
     )
 
 
@@ -168,11 +190,11 @@ def solution_version(version) -> dict:
         solutionConfig=parent.solution_config,
         trainingHours=version.training_hours,
         trainingMode=version.training_mode,
+        tunedHPOParams={"algorithmHyperParameters": version.tuned_hyperparameters} if version.tuning else None,
         status=version.status,
         failureReason=version.failure_reason,
         **_times(version),
-        # Versions are only ever trained on request.
-        trainingType="MANUAL",
+        trainingType=version.training_type,
     )
 
 
@@ -183,7 +205,7 @@ def _batch_job(job, arn_member: str, **extra) -> dict:
         **{arn_member: job.arn},
         filterArn=job.filter_arn,
         failureReason=job.failure_reason,
-        solutionVersionArn=job.solution_version.arn,
+        solutionVersionArn=job.solution_version_arn,
         numResults=job.num_results,
         jobInput={"s3DataSource": present(path=job.input_path, kmsKeyArn=job.input_kms_key_arn)},
         jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
@@ -274,3 +296,52 @@ def recipe(spec) -> dict:
 
 def recipe_summary(spec) -> dict:
     return _pick(recipe(spec), ("name", "recipeArn", "status", "creationDateTime", "lastUpdatedDateTime"))
+
+
+def algorithm(spec) -> dict:
+    """An Algorithm from the recipe that runs it: its training hyperparameters' defaults, their ranges
+    (isTunable: what HPO may search) and the HPO budget used when a solution gives none."""
+    training = [hp for hp in spec.hyperparameters if hp.scope == "training"]
+    tunable = {r.name for r in hpo.default_ranges(spec)}
+
+    def bounds(hp, cast) -> dict:
+        return present(name=hp.name, minValue=None if hp.min is None else cast(hp.min),
+                       maxValue=None if hp.max is None else cast(hp.max), isTunable=hp.name in tunable)
+
+    ranges = present(
+        integerHyperParameterRanges=[bounds(hp, int) for hp in training if hp.kind == "int"] or None,
+        continuousHyperParameterRanges=[bounds(hp, float) for hp in training if hp.kind == "float"] or None,
+        categoricalHyperParameterRanges=[
+            {"name": hp.name, "values": ["true", "false"] if hp.kind == "bool" else list(hp.choices or ()),
+             "isTunable": hp.name in tunable}
+            for hp in training
+            if hp.kind in ("bool", "str")
+        ] or None,
+    )
+    module = spec.algorithm_arn.rsplit("/", 1)[-1]
+    return present(
+        name=module,
+        algorithmArn=spec.algorithm_arn,
+        # The engine's model class stands where the service names a container image.
+        algorithmImage={"name": module, "dockerURI": f"python://engine.recipes/{module}"},
+        defaultHyperParameters={hp.name: hpo.api_string(hp.default) for hp in training},
+        defaultHyperParameterRanges=ranges,
+        defaultResourceConfig={
+            "maxNumberOfTrainingJobs": str(hpo.DEFAULT_MAX_TRAINING_JOBS),
+            "maxParallelTrainingJobs": str(hpo.DEFAULT_MAX_PARALLEL_TRAINING_JOBS),
+        },
+        trainingInputMode="File",
+        creationDateTime=timestamp(RECIPE_CREATED),
+        lastUpdatedDateTime=timestamp(RECIPE_CREATED),
+    )
+
+
+def feature_transformation(arn: str) -> dict:
+    return present(
+        name=arn.rsplit("/", 1)[-1],
+        featureTransformationArn=arn,
+        status="ACTIVE",
+        creationDateTime=timestamp(RECIPE_CREATED),
+        lastUpdatedDateTime=timestamp(RECIPE_CREATED),
+    )
+

@@ -9,14 +9,20 @@ byte. Both forms are accepted: the Authorization header and a presigned query st
 import datetime as dt
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from django.conf import settings
 from django.utils import timezone
 
+from batchjobs.keyring import UndecryptableSecret
 from batchjobs.models import AccessKey
+from batchjobs.validation import shown
+
+log = logging.getLogger(__name__)
 
 SERVICE = "personalize"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -38,6 +44,10 @@ def _missing() -> AuthError:
 
 def _incomplete(message: str) -> AuthError:
     return AuthError("IncompleteSignatureException", message, status=400)
+
+
+def _unrecognized() -> AuthError:
+    return AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
 
 
 def _mismatch() -> AuthError:
@@ -67,7 +77,7 @@ def _parse_credential(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise _incomplete(
-            f"Credential should be scoped to a valid region, not '{credential}'. "
+            f"Credential should be scoped to a valid region, not '{shown(credential)}'. "
             "Expected <AccessKeyId>/<yyyymmdd>/<region>/personalize/aws4_request."
         )
     return parts[0], parts[1], parts[2], parts[3]
@@ -76,7 +86,7 @@ def _parse_credential(credential: str) -> tuple[str, str, str, str]:
 def _from_header(header: str, amz_date: str) -> _Signed:
     algorithm, _, rest = header.strip().partition(" ")
     if algorithm != ALGORITHM:
-        raise _incomplete(f"Unsupported authorization algorithm {algorithm!r}; use {ALGORITHM}.")
+        raise _incomplete(f"Unsupported authorization algorithm '{shown(algorithm)}'; use {ALGORITHM}.")
     fields = {}
     for part in rest.split(","):
         name, sep, value = part.strip().partition("=")
@@ -84,7 +94,7 @@ def _from_header(header: str, amz_date: str) -> _Signed:
             fields[name] = value
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if not fields.get(name)]
     if missing:
-        raise _incomplete(f"Authorization header requires {', '.join(missing)}. Authorization={header}")
+        raise _incomplete(f"Authorization header requires {', '.join(missing)}. Authorization={shown(header)}")
     if not amz_date:
         raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
     key_id, date, region, service = _parse_credential(fields["Credential"])
@@ -99,7 +109,7 @@ def _from_query(params) -> _Signed:
     if missing:
         raise _incomplete(f"AWS query-string parameters must include {', '.join(missing)}.")
     if params["X-Amz-Algorithm"] != ALGORITHM:
-        raise _incomplete(f"Unsupported X-Amz-Algorithm {params['X-Amz-Algorithm']!r}; use {ALGORITHM}.")
+        raise _incomplete(f"Unsupported X-Amz-Algorithm '{shown(params['X-Amz-Algorithm'])}'; use {ALGORITHM}.")
     try:
         expires = int(params.get("X-Amz-Expires", SigV4QueryAuth.DEFAULT_EXPIRES))
     except ValueError:
@@ -124,7 +134,7 @@ def _check_time(signed: _Signed, now: dt.datetime) -> None:
     try:
         when = dt.datetime.strptime(signed.amz_date, SIGV4_TIMESTAMP).replace(tzinfo=dt.UTC)
     except ValueError:
-        raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{signed.amz_date}'.") from None
+        raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{shown(signed.amz_date)}'.") from None
     stamp = now.strftime(SIGV4_TIMESTAMP)
     if signed.presigned:
         if now > when + dt.timedelta(seconds=signed.expires):
@@ -192,20 +202,32 @@ def authenticate(request) -> AccessKey:
         raise _missing()
     if signed.service != SERVICE:
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{SERVICE}'.")
+    if signed.region != settings.AWS_REGION:
+        # The service's wording; a client configured for another region signs for the wrong endpoint.
+        raise AuthError(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region, not '{shown(signed.region)}'. This endpoint serves "
+            f"'{settings.AWS_REGION}': use --region {settings.AWS_REGION} (region_name='{settings.AWS_REGION}').",
+        )
     if signed.date != signed.amz_date[:8]:
         raise AuthError(
             "InvalidSignatureException",
             f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-            f"'{signed.date}' != '{signed.amz_date[:8]}', from '{signed.amz_date}'.",
+            f"'{shown(signed.date)}' != '{shown(signed.amz_date[:8])}', from '{shown(signed.amz_date)}'.",
         )
     if "host" not in signed.signed_headers:
         raise AuthError("InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization.")
     key = AccessKey.objects.select_related("user").filter(access_key_id=signed.access_key_id).first()
     if key is None or not key.is_active or not key.user.is_active:
-        raise AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
+        raise _unrecognized()
     now = timezone.now().astimezone(dt.UTC)
     _check_time(signed, now)
-    expected = _expected_signature(request, signed, key.secret_access_key)
+    try:
+        secret = key.secret_access_key
+    except UndecryptableSecret as exc:
+        log.warning("Access key %s cannot be used: %s", key.access_key_id, exc)
+        raise _unrecognized() from None
+    expected = _expected_signature(request, signed, secret)
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise _mismatch()
     AccessKey.objects.filter(pk=key.pk).update(last_used=now)

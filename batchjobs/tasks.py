@@ -28,14 +28,16 @@ from batchjobs.models import (
 )
 from batchjobs.queues import BATCH_QUEUE, enqueue, is_queued
 from batchjobs.storage import RoleStorage, artifact_path, role_storage
+from batchjobs.validation import shown
 from engine import datasets as engine_datasets
 from engine.artifacts import file_checksum, load_model, save_model
 from engine.batch import iter_lines, run_batch
 from engine.filters import FilterError, compile_filter
+from engine.hpo import tune
 from engine.metrics import evaluate_recipe
 from engine.recipes import HyperParameterError, make_model, validate_exploration_config
 from engine.recipes.item_affinity import evaluate_segments
-from engine.storage import InvalidS3Path, ObjectNotFound, PathEscapesRoot, parse_s3_uri
+from engine.storage import InvalidS3Path, ObjectNotFound, StorageError, parse_s3_uri
 from engine.training import TrainingDataError, check_training_minimums, select_events
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,15 @@ def _run_attempt(resource, what: str, body) -> None:
         JobFailed, TrainingDataError, HyperParameterError, engine_datasets.DatasetError, InvalidS3Path, FilterError
     ) as exc:
         _fail(resource, str(exc))
-    except PathEscapesRoot as exc:
+    except StorageError as exc:
         _fail(resource, f"Invalid S3 path: {exc}")
     except Exception as exc:
         log.exception("%s %s failed", what, resource.pk)
-        _fail(resource, f"Internal error while {what}: {type(exc).__name__}: {exc}. The worker log has details.")
+        _fail(
+            resource,
+            f"Something went wrong in this server while {what} ({type(exc).__name__}: {shown(str(exc))}). The "
+            "worker log has the details; create it again, and report it if it fails again.",
+        )
     finally:
         stop.set()
         beat_thread.join()
@@ -210,13 +216,20 @@ def _train(version: SolutionVersion, lost: threading.Event) -> None:
     check_training_minimums(interactions)
     items = _load_dataset(group.dataset(Dataset.Type.ITEMS))
     users = _load_dataset(group.dataset(Dataset.Type.USERS))
+    hyperparameters, tuning = solution.hyperparameters, {}
+    if solution.perform_hpo:
+        tuning = tune(solution.recipe_arn, hyperparameters, solution.hpo_plan(), interactions, items, users,
+                      should_stop=lost.is_set)
+        if lost.is_set():
+            raise LostOwnership
+        hyperparameters = {**hyperparameters, **tuning["best"]}
     # Offline metrics with the service's protocol: a hold-out split trained separately, beside a
     # popularity baseline on the same split.
     evaluate = evaluate_segments if solution.recipe.recipe_type == "USER_SEGMENTATION" else evaluate_recipe
-    evaluation = evaluate(solution.recipe_arn, solution.hyperparameters, interactions, items, users)
+    evaluation = evaluate(solution.recipe_arn, hyperparameters, interactions, items, users)
     if lost.is_set():
         raise LostOwnership
-    model = make_model(solution.recipe_arn, solution.hyperparameters)
+    model = make_model(solution.recipe_arn, hyperparameters)
     model.fit(interactions, items=items, users=users)
     if lost.is_set():
         raise LostOwnership
@@ -231,6 +244,7 @@ def _train(version: SolutionVersion, lost: threading.Event) -> None:
         training_hours=(time.monotonic() - started) / 3600,
         metrics=evaluation["metrics"],
         baseline_metrics=evaluation["baseline"],
+        tuning=tuning,
     )
 
 

@@ -13,6 +13,7 @@ from functools import wraps
 from pathlib import PurePosixPath
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
@@ -69,6 +70,13 @@ PREVIEW_LINE_BYTES = 64 * 1024
 # ---------------------------------------------------------------------------------------------------
 # Access helpers: one per object. Resources belong to the console's single account, so any signed-in
 # user may see them; a child is looked up through its dataset group so a mismatched URL is a 404.
+
+
+def _pk(text) -> int | None:
+    """A primary key from a query parameter: ASCII digits that fit a 64-bit id, else None (never an error:
+    "²" is a digit to str.isdigit, and SQLite cannot bind an integer past 2**63)."""
+    text = str(text or "").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def _get_group_for_user(request, group_pk: int) -> DatasetGroup:
@@ -398,7 +406,10 @@ def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
                 continue
             raw = form[entry["field"]].value()
             value = "" if raw is None else str(raw).strip()
-            if entry.get("map") is not None:
+            if entry.get("kind") == "bool":
+                # A checkbox: the member is written only when it differs from the API's default.
+                value = bool(raw) if bool(raw) != entry["default"] else ""
+            elif entry.get("map") is not None:
                 value = entry["map"].get(value, "")
             elif value and entry.get("prefix"):
                 value = entry["prefix"] + value
@@ -420,6 +431,9 @@ def _spec_params(form, spec: list[dict], hidden: set[str]) -> dict:
 def cli_text(operation: str, params: dict, endpoint: str) -> str:
     parts = [f"aws personalize {operation}"]
     for key, value in params.items():
+        if isinstance(value, bool):
+            parts.append(f"--{'' if value else 'no-'}{_kebab(key)}")
+            continue
         if isinstance(value, dict):
             rendered = shlex.quote(json.dumps(value, separators=(",", ":")))
         elif isinstance(value, int):
@@ -427,7 +441,8 @@ def cli_text(operation: str, params: dict, endpoint: str) -> str:
         else:
             rendered = shlex.quote(value)
         parts.append(f"--{_kebab(key)} {rendered}")
-    parts.append(f"--endpoint-url {endpoint}")
+    # The API accepts signatures for its own region only.
+    parts.append(f"--endpoint-url {endpoint} --region {settings.AWS_REGION}")
     return " \\\n    ".join(parts)
 
 
@@ -435,10 +450,11 @@ def boto3_text(operation: str, params: dict, endpoint: str) -> str:
     lines = [
         "import boto3",
         "",
-        f'personalize = boto3.client("personalize", endpoint_url="{endpoint}")',
+        f'personalize = boto3.client("personalize", endpoint_url="{endpoint}", region_name="{settings.AWS_REGION}")',
         f"response = personalize.{operation.replace('-', '_')}(",
     ]
-    lines += [f"    {key}={json.dumps(value)}," for key, value in params.items()]
+    # Python spells JSON's true and false with capitals.
+    lines += [f"    {key}={value if isinstance(value, bool) else json.dumps(value)}," for key, value in params.items()]
     lines.append(")")
     return "\n".join(lines)
 
@@ -449,7 +465,7 @@ def _cli_context(request, form, operation: str, spec: list[dict], hidden: set[st
     return {
         "cli": cli_text(operation, params, endpoint),
         "boto3": boto3_text(operation, params, endpoint),
-        "spec": {"operation": operation, "endpoint": endpoint, "fields": spec},
+        "spec": {"operation": operation, "endpoint": endpoint, "region": settings.AWS_REGION, "fields": spec},
     }
 
 
@@ -750,7 +766,8 @@ def solution_create(request, group_pk):
         config = {"algorithmHyperParameters": hyperparameters} if hyperparameters else {}
         try:
             solution = Solution.create_validated(
-                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config
+                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config,
+                perform_auto_training=data["perform_auto_training"],
             )
         except ServiceError as exc:
             show_service_error(form, exc, form.API_FIELDS)
@@ -762,6 +779,7 @@ def solution_create(request, group_pk):
         {"path": "datasetGroupArn", "const": group.arn},
         {"path": "recipeArn", "field": "recipe"},
         {"path": "eventType", "field": "event_type"},
+        {"path": "performAutoTraining", "field": "perform_auto_training", "kind": "bool", "default": True},
     ]
     return render(
         request,
@@ -846,7 +864,8 @@ def solution_version_detail(request, group_pk, pk):
             "version": version,
             "solution": solution,
             "recipe": _recipe_or_none(solution.recipe_arn),
-            "hyperparameters": sorted(solution.hyperparameters.items()),
+            # What the model was trained with: the solution's values and, after HPO, the tuned ones.
+            "hyperparameters": sorted({**solution.hyperparameters, **version.tuned_hyperparameters}.items()),
             "metrics": metrics,
             "metrics_chart": charts.grouped_bars(
                 "chart-metrics",
@@ -971,7 +990,7 @@ def job_create(request, group_pk):
     initial = None
     source = None
     if request.method == "GET" and request.GET.get("from"):
-        source = _get_job_for_user(request, group, int(request.GET["from"]) if request.GET["from"].isdigit() else 0)
+        source = _get_job_for_user(request, group, _pk(request.GET["from"]) or 0)
         rerun_input = request.GET.get("input_path", "") if request.GET.get("rerun") else ""
         initial = _prefill_from(source, "rerun" if rerun_input else "clone", rerun_input)
     form = BatchInferenceJobForm(request.POST or None, group=group, initial=initial)
@@ -1132,7 +1151,7 @@ def job_detail(request, group_pk, pk):
 def _chosen_placeholders(form) -> str:
     """The placeholders of the filter the form has chosen, for the hint under the select."""
     chosen = str(form["filter"].value() or "")
-    found = form.fields["filter"].queryset.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    found = form.fields["filter"].queryset.filter(pk=_pk(chosen)).first() if _pk(chosen) else None
     return ", ".join(found.placeholders) if found else ""
 
 
@@ -1504,7 +1523,7 @@ def segment_job_list_status(request, group_pk):
 def _list_status(request, model, group: DatasetGroup) -> JsonResponse:
     """A list page's one poll: the jobs it names in ?ids= (so it sees them finish) plus every unfinished
     job of the group."""
-    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:200]
+    ids = [pk for pk in map(_pk, request.GET.get("ids", "").split(",")[:200]) if pk is not None]
     jobs = list(
         model.objects.filter(solution_version__solution__dataset_group=group).filter(
             Q(pk__in=ids) | Q(status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS])

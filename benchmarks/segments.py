@@ -116,8 +116,8 @@ def main(argv=None):
     segments = model.recommend_users(split.items, k)
     query_s = time.perf_counter() - t
     rows = {
-        "aws-item-affinity": segment_metrics(segments, split.truths, k),
-        "most active users (baseline)": segment_metrics(active_user_segments(split, k), split.truths, k),
+        "aws-item-affinity": segment_metrics(segments, split.truths, k, split.n_users),
+        "most active users (baseline)": segment_metrics(active_user_segments(split, k), split.truths, k, split.n_users),
         "random users (chance)": chance_metrics(split, k),
     }
     print(
@@ -126,11 +126,12 @@ def main(argv=None):
     )
     print(f"{'USER_SEGMENTATION':32s} {'hit@K':>8s} {'recall@K':>9s}")
     for name, m in rows.items():
-        print(f"{name:32s} {m['hit']:8.4f} {m['recall']:9.4f}")
+        print(f"{name:32s} {m['hits_at_1_percent']:8.4f} {m['recall_at_1_percent']:9.4f}")
     ours, chance = rows["aws-item-affinity"], rows["random users (chance)"]
     active = rows["most active users (baseline)"]
-    vs_chance = {key: ours[key] / chance[key] for key in ("hit", "recall")}
-    vs_active = {key: ours[key] / active[key] for key in ("hit", "recall")}
+    keys = {"hit": "hits_at_1_percent", "recall": "recall_at_1_percent"}
+    vs_chance = {short: ours[key] / chance[key] for short, key in keys.items()}
+    vs_active = {short: ours[key] / active[key] for short, key in keys.items()}
     print(
         f"\nours / chance: hit {vs_chance['hit']:.2f}x, recall {vs_chance['recall']:.2f}x; "
         f"ours / most active users: hit {vs_active['hit']:.2f}x, recall {vs_active['recall']:.2f}x"

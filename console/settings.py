@@ -34,6 +34,9 @@ if not SECRET_KEY:
             f"{DATA_DIR / 'secret_key'}, which commands run beside it find."
         )
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
+# Earlier keys, comma-separated, while rotating SECRET_KEY: signed sessions and tokens and the encrypted
+# access keys made under them still verify and decrypt.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -23,8 +23,9 @@ that have all those attributes.
 
 The segment metrics (:func:`evaluate_segments`) follow the service's USER_SEGMENTATION protocol:
 each user's interactions are split 80/20 by time; for every item of the newest 20% the users who
-interacted with it there are the truth; ``hit`` and ``recall`` are measured at K = the top 1% of
-users.
+interacted with it there are the truth; the metrics are the service's ``hits_at_1_percent`` and
+``recall_at_1_percent`` (at K = the top 1% of users) and ``coverage`` (the share of users that appear in
+some segment).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from engine.recipes.catalog import get_recipe
 from engine.recipes.metadata import fill_from_metadata
 
 __all__ = [
+    "SEGMENT_METRIC_NAMES",
     "ItemAffinity",
     "SegmentSplit",
     "active_user_segments",
@@ -65,6 +67,8 @@ _SCORE_BLOCK_ELEMENTS = 1 << 24
 SEGMENT_TRUTH_FRACTION = 0.2
 #: K of the segment metrics, as a share of all users.
 SEGMENT_K_FRACTION = 0.01
+#: The keys of GetSolutionMetrics for USER_SEGMENTATION recipes, as the service names them.
+SEGMENT_METRIC_NAMES = ("coverage", "hits_at_1_percent", "recall_at_1_percent")
 
 
 def unknown_item_error(item_id: str) -> str:
@@ -353,32 +357,41 @@ def segment_k(n_users: int) -> int:
     return max(1, int(math.ceil(SEGMENT_K_FRACTION * n_users)))
 
 
-def segment_metrics(segments: Sequence[Sequence[str]], truths: Sequence[set], k: int) -> dict[str, float]:
-    """``hit`` and ``recall`` at ``k``, averaged over the query items.
+def segment_metrics(
+    segments: Sequence[Sequence[str]], truths: Sequence[set], k: int, n_users: int
+) -> dict[str, float]:
+    """The service's segment metrics at ``k`` (the top 1% of users), averaged over the query items.
 
-    hit = 1 when any of the first ``k`` users of the segment is in the truth; recall = those users
-    in the truth divided by the size of the truth.
+    hits_at_1_percent = 1 when any of the first ``k`` users of the segment is in the truth;
+    recall_at_1_percent = those users in the truth divided by the size of the truth; coverage = distinct
+    users among the first ``k`` of all segments, divided by ``n_users``.
 
     Examples
     --------
-    >>> segment_metrics([["a", "b"], ["c", "d"]], [{"b", "x"}, {"y"}], 2)
-    {'hit': 0.5, 'recall': 0.25}
+    >>> segment_metrics([["a", "b"], ["c", "d"]], [{"b", "x"}, {"y"}], 2, n_users=8)
+    {'coverage': 0.5, 'hits_at_1_percent': 0.5, 'recall_at_1_percent': 0.25}
     """
     n = len(truths)
     if not n:
-        return {"hit": 0.0, "recall": 0.0}
-    hits, recalls = [], []
+        return dict.fromkeys(SEGMENT_METRIC_NAMES, 0.0)
+    hits, recalls, seen = [], [], set()
     for seg, truth in zip(segments, truths, strict=True):
-        found = sum(1 for u in list(seg)[:k] if u in truth)
+        top = list(seg)[:k]
+        seen.update(top)
+        found = sum(1 for u in top if u in truth)
         hits.append(1.0 if found else 0.0)
         recalls.append(found / len(truth) if truth else 0.0)
-    return {"hit": float(np.mean(hits)), "recall": float(np.mean(recalls))}
+    return {
+        "coverage": len(seen) / n_users if n_users else 0.0,
+        "hits_at_1_percent": float(np.mean(hits)),
+        "recall_at_1_percent": float(np.mean(recalls)),
+    }
 
 
 def chance_metrics(split: SegmentSplit, k: int) -> dict[str, float]:
     """Expected metrics of k users drawn at random among those who had not interacted with the item."""
     seen = _train_users_per_item(split)
-    hits, recalls = [], []
+    hits, recalls, missed_by_all = [], [], 1.0
     for item, truth in zip(split.items, split.truths, strict=True):
         pool = split.n_users - seen.get(item, 0)
         t, kk = len(truth), min(k, pool)
@@ -390,7 +403,15 @@ def chance_metrics(split: SegmentSplit, k: int) -> dict[str, float]:
             miss = 0.0
         hits.append(1.0 - miss)
         recalls.append(kk / pool if pool else 0.0)
-    return {"hit": float(np.mean(hits)) if hits else 0.0, "recall": float(np.mean(recalls)) if recalls else 0.0}
+        # A user is left out of a segment drawn from all users with probability 1 - kk / n_users.
+        missed_by_all *= 1.0 - kk / split.n_users if split.n_users else 1.0
+    if not hits:
+        return dict.fromkeys(SEGMENT_METRIC_NAMES, 0.0)
+    return {
+        "coverage": 1.0 - missed_by_all,
+        "hits_at_1_percent": float(np.mean(hits)),
+        "recall_at_1_percent": float(np.mean(recalls)),
+    }
 
 
 def _train_users_per_item(split: SegmentSplit) -> dict[str, int]:
@@ -432,7 +453,7 @@ def evaluate_segments(
     users: Users | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Train a USER_SEGMENTATION recipe on the service's 80/20 split and measure hit and recall at K.
+    """Train a USER_SEGMENTATION recipe on the service's 80/20 split and compute the service's segment metrics.
 
     Parameters
     ----------
@@ -451,9 +472,9 @@ def evaluate_segments(
     dict
         JSON-serialisable, shaped like :func:`engine.metrics.evaluate_recipe`'s result::
 
-            {"metrics":  {"hit": float, "recall": float},
-             "baseline": {"hit": float, "recall": float},   # the most active users
-             "chance":   {"hit": float, "recall": float},   # expected for random users
+            {"metrics":  {"coverage": float, "hits_at_1_percent": float, "recall_at_1_percent": float},
+             "baseline": {same keys},   # the most active users
+             "chance":   {same keys},   # expected for random users
              "protocol": {"query_items": int, "truth_users": int, "k": int, "users": int,
                           "query": "item", "seed": int}}
 
@@ -477,8 +498,8 @@ def evaluate_segments(
     model.fit(split.train, items=items, users=users)
     segments = model.recommend_users(split.items, k)
     return {
-        "metrics": segment_metrics(segments, split.truths, k),
-        "baseline": segment_metrics(active_user_segments(split, k), split.truths, k),
+        "metrics": segment_metrics(segments, split.truths, k, split.n_users),
+        "baseline": segment_metrics(active_user_segments(split, k), split.truths, k, split.n_users),
         "chance": chance_metrics(split, k),
         "protocol": protocol,
     }

@@ -167,7 +167,7 @@ def test_read_only_user_can_list_but_not_create(make_client, django_user_model, 
     with pytest.raises(ClientError) as excinfo:
         client.create_dataset_group(name="refused")
     assert _code(excinfo) == (
-        400,
+        403,
         "AccessDeniedException",
         "User: arn:aws:iam::000000000000:user/reader is not authorized to perform: personalize:CreateDatasetGroup",
     )

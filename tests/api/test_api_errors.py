@@ -133,5 +133,13 @@ def test_every_required_operation_is_in_the_table():
         "DescribeFilter",
         "ListFilters",
         "DeleteFilter",
+        "DeleteDatasetGroup",
+        "DeleteDataset",
+        "DeleteSchema",
+        "DeleteSolution",
+        "UpdateSolution",
+        "UpdateDataset",
+        "DescribeAlgorithm",
+        "DescribeFeatureTransformation",
     }
     assert wanted == set(api.OPERATIONS)

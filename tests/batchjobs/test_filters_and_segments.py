@@ -100,7 +100,8 @@ def test_a_batch_inference_job_refuses_a_segmentation_version(demo_world, traine
 
 def test_a_batch_segment_job_finds_users_for_each_item(demo_world, trained_version):
     version = trained_version("aws-item-affinity")
-    assert set(version.metrics) == {"hit", "recall"}
+    # The service's names for USER_SEGMENTATION metrics.
+    assert set(version.metrics) == {"coverage", "hits_at_1_percent", "recall_at_1_percent"}
     items = demo_world["data"].item_ids[:10]
     write_lines(demo_world["storage"], "s3://bucket/in/items.json",
                 [json.dumps({"itemId": i}) for i in items] + ['{"itemId": "unknown-item"}'])

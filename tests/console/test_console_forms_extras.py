@@ -23,8 +23,9 @@ def test_every_create_form_shows_the_equivalent_cli_and_boto3(signed_in, group, 
     for url, command in pages.items():
         html = signed_in.get(url).content.decode()
         assert command in html, url
-        assert "--endpoint-url http://testserver/api/personalize" in html
-        assert "boto3.client(&quot;personalize&quot;" in html
+        # The API accepts signatures for its own region only, so the commands name it.
+        assert "--endpoint-url http://testserver/api/personalize --region us-east-1" in html
+        assert "boto3.client(&quot;personalize&quot;" in html and "region_name=&quot;us-east-1&quot;" in html
         assert 'id="cli-spec"' in html
 
 

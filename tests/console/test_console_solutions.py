@@ -103,3 +103,33 @@ def test_it_leaves_out_the_metrics_table_without_metrics(signed_in, group, solut
     assert "Solution version metrics" not in html
     data = signed_in.get(reverse("batchjobs:solution_version_status", args=[group.pk, version.pk])).json()
     assert data["status"] == "CREATE PENDING" and data["is_terminal"] is False
+
+
+def test_it_creates_a_solution_with_automatic_training_unless_unticked(signed_in, group):
+    form = signed_in.get(reverse("batchjobs:solution_create", args=[group.pk])).context["form"]
+    assert form["perform_auto_training"].initial is True
+    url = reverse("batchjobs:solution_create", args=[group.pk])
+    signed_in.post(url, {"name": "auto", "recipe": factories.POPULARITY_COUNT, "perform_auto_training": "on"})
+    signed_in.post(url, {"name": "manual", "recipe": factories.POPULARITY_COUNT})
+    assert Solution.objects.get(name="auto").perform_auto_training
+    assert not Solution.objects.get(name="manual").perform_auto_training
+    html = signed_in.get(reverse("batchjobs:solution_detail", args=[group.pk, Solution.objects.get(name="auto").pk]))
+    assert "Every 7 days; next turn" in html.content.decode()
+    # The equivalent command says so when the box is unticked (here on a form sent back for its missing name).
+    unticked = signed_in.post(url, {"name": "", "recipe": factories.POPULARITY_COUNT}).context["cli"]
+    assert "--no-perform-auto-training" in unticked["cli"] and "performAutoTraining=False" in unticked["boto3"]
+    ticked = signed_in.post(url, {"name": "", "recipe": factories.POPULARITY_COUNT, "perform_auto_training": "on"})
+    assert "auto-training" not in ticked.context["cli"]["cli"]
+
+
+def test_it_lists_the_hpo_trials_of_a_tuned_version(signed_in, group, solution):
+    version = factories.make_version(solution, tuning={
+        "objective": {"metricName": "normalized_discounted_cumulative_gain_at_25", "type": "Maximize"},
+        "best": {"hidden_dimension": "64"},
+        "trials": [{"hyperParameters": {"hidden_dimension": "149"}, "value": 0.2},
+                   {"hyperParameters": {"hidden_dimension": "64"}, "value": 0.25}],
+        "validation": {"users": 85, "seed": 1},
+    })
+    html = signed_in.get(reverse("batchjobs:solution_version_detail", args=[group.pk, version.pk])).content.decode()
+    assert "Hyperparameter optimization" in html and "(2 trials)" in html and "0.2500" in html
+    assert '<td class="mono">hidden_dimension</td><td class="mono">64</td>' in html

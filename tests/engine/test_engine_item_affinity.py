@@ -123,10 +123,17 @@ def test_segment_output_line_is_compact_json():
 def test_segment_metrics_on_a_hand_computed_example():
     # Item 1: truth {b, x}; top 2 = a, b -> hit, recall 1/2. Item 2: truth {y}; c, d -> miss.
     # Item 3: truth {e, f, g}; top 2 = e, f (g is third, beyond k) -> hit, recall 2/3.
-    m = segment_metrics([["a", "b", "x"], ["c", "d"], ["e", "f", "g"]], [{"b", "x"}, {"y"}, {"e", "f", "g"}], 2)
-    assert m["hit"] == pytest.approx(2 / 3)
-    assert m["recall"] == pytest.approx((1 / 2 + 0 + 2 / 3) / 3)
-    assert segment_metrics([], [], 5) == {"hit": 0.0, "recall": 0.0}
+    m = segment_metrics(
+        [["a", "b", "x"], ["c", "d"], ["e", "f", "g"]], [{"b", "x"}, {"y"}, {"e", "f", "g"}], 2, n_users=12
+    )
+    assert m["hits_at_1_percent"] == pytest.approx(2 / 3)
+    assert m["recall_at_1_percent"] == pytest.approx((1 / 2 + 0 + 2 / 3) / 3)
+    # Users in some top 2: a, b, c, d, e, f.
+    assert m["coverage"] == pytest.approx(6 / 12)
+    assert list(m) == ["coverage", "hits_at_1_percent", "recall_at_1_percent"]
+    assert segment_metrics([], [], 5, n_users=3) == {
+        "coverage": 0.0, "hits_at_1_percent": 0.0, "recall_at_1_percent": 0.0
+    }
     assert segment_k(943) == 10 and segment_k(50) == 1 and segment_k(100) == 1 and segment_k(101) == 2
 
 
@@ -143,7 +150,7 @@ def test_segment_split_holds_out_each_users_newest_fifth():
     # Chance with 3 users and k = 1: pool = users without the item in training.
     chance = chance_metrics(split, 1)
     # i2: pool {u2, u3} (u1 had i2) -> 1/2; i8: pool {u1, u3} -> 1/2; i9: pool {u1} -> 1.
-    assert chance["hit"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert chance["hits_at_1_percent"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
     assert active_user_segments(split, 1) == [["u2"], ["u1"], ["u1"]]
 
 
@@ -161,5 +168,6 @@ def test_evaluate_segments_beats_chance_on_block_data():
     result = evaluate_segments("aws-item-affinity", {"hidden_dimension": "32"}, make_interactions(rows))
     assert set(result) == {"metrics", "baseline", "chance", "protocol"}
     assert result["protocol"]["k"] == 1 and result["protocol"]["query_items"] > 0
-    assert result["metrics"]["hit"] > 2 * result["chance"]["hit"]
+    assert result["metrics"]["hits_at_1_percent"] > 2 * result["chance"]["hits_at_1_percent"]
+    assert set(result["metrics"]) == {"coverage", "hits_at_1_percent", "recall_at_1_percent"}
     json.dumps(result)

@@ -137,7 +137,11 @@
           }
           if (entry["if"] && fieldValue(entry["if"][0]) !== entry["if"][1]) { return; }
           value = fieldValue(entry.field);
-          if (entry.map) { value = entry.map[value] || ""; }
+          if (entry.kind === "bool") {
+            // A checkbox: the member is written only when it differs from the API's default.
+            var checkbox = form.elements.namedItem(entry.field);
+            value = checkbox && checkbox.checked !== entry["default"] ? checkbox.checked : "";
+          } else if (entry.map) { value = entry.map[value] || ""; }
           else if (value && entry.prefix) { value = entry.prefix + value; }
           if (entry.kind === "int" && value && /^-?\d+$/.test(value)) { value = parseInt(value, 10); }
         }
@@ -152,15 +156,21 @@
     function update() {
       var p = params();
       var cli = ["aws personalize " + spec.operation];
-      var py = ["import boto3", "", 'personalize = boto3.client("personalize", endpoint_url="' + spec.endpoint + '")',
+      var py = ["import boto3", "", 'personalize = boto3.client("personalize", endpoint_url="' + spec.endpoint +
+        '", region_name="' + spec.region + '")',
         "response = personalize." + spec.operation.replace(/-/g, "_") + "("];
       Object.keys(p).forEach(function (key) {
         var v = p[key];
+        if (typeof v === "boolean") {
+          cli.push("--" + (v ? "" : "no-") + kebab(key));
+          py.push("    " + key + "=" + (v ? "True" : "False") + ",");
+          return;
+        }
         var rendered = typeof v === "object" ? shellQuote(JSON.stringify(v)) : typeof v === "number" ? String(v) : shellQuote(v);
         cli.push("--" + kebab(key) + " " + rendered);
         py.push("    " + key + "=" + JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "') + ",");
       });
-      cli.push("--endpoint-url " + spec.endpoint);
+      cli.push("--endpoint-url " + spec.endpoint + " --region " + spec.region);
       py.push(")");
       panel.querySelector('[data-cli="cli"]').textContent = cli.join(" \\\n    ");
       panel.querySelector('[data-cli="boto3"]').textContent = py.join("\n");
