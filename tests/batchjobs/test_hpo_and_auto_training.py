@@ -17,13 +17,6 @@ HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_beat_per_hour(settings):
-    # The heartbeat thread has its own connection, which cannot see this test's uncommitted rows: on a busy
-    # machine a training longer than one beat would think it lost its row.
-    settings.WORKER_HEARTBEAT_S = 3600
-
-
 def _solution(demo_world, name="s", recipe=UP, **kwargs) -> Solution:
     return Solution.create_validated(name, demo_world["group"].arn, recipe, **kwargs)
 

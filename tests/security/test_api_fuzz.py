@@ -121,15 +121,12 @@ def _send(client, key: AccessKey, operation: str, body: bytes):
 
 
 @pytest.fixture
-def fuzz_world(demo_world, trained_version, django_user_model, settings):
+def fuzz_world(demo_world, trained_version, django_user_model):
     """A world worth poking: a trained version of each kind of recipe, a filter, a finished batch job, and a
     key that may change things."""
     from batchjobs import tasks
     from tests.helpers import write_lines
 
-    # The heartbeat thread has its own connection, which cannot see this test's uncommitted rows: on a busy
-    # machine a training longer than one beat would think it lost its row.
-    settings.WORKER_HEARTBEAT_S = 3600
 
     versions = [trained_version("aws-popularity-count"), trained_version("aws-user-personalization")]
     Filter.create_validated("genre", demo_world["group"].arn, "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")
