@@ -7,6 +7,7 @@ from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
     Dataset,
+    DatasetExportJob,
     DatasetGroup,
     DatasetImportJob,
     Role,
@@ -76,6 +77,14 @@ class DatasetImportJobAdmin(AsyncResourceAdmin):
     list_display = ("job_name", "dataset", "status", "import_mode", "records_imported", "created")
     list_filter = ("status", "import_mode")
     search_fields = ("job_name", "arn", "data_location")
+    list_select_related = ("dataset",)
+
+
+@admin.register(DatasetExportJob)
+class DatasetExportJobAdmin(AsyncResourceAdmin):
+    list_display = ("job_name", "dataset", "status", "ingestion_mode", "records_exported", "created")
+    list_filter = ("status", "ingestion_mode")
+    search_fields = ("job_name", "arn", "output_path")
     list_select_related = ("dataset",)
 
 

@@ -41,6 +41,7 @@ from batchjobs.models import (
     BatchInferenceJob,
     BatchSegmentJob,
     Dataset,
+    DatasetExportJob,
     DatasetGroup,
     DatasetImportJob,
     Filter,
@@ -302,6 +303,34 @@ def list_dataset_import_jobs(call: Call) -> dict:
     return _page(call, jobs, "datasetImportJobs", serializers.dataset_import_job_summary, scope)
 
 
+_EXPORT_JOBS = DatasetExportJob.objects.select_related("dataset", "role")
+
+
+def create_dataset_export_job(call: Call) -> dict:
+    p = call.params
+    job = DatasetExportJob.create_validated(
+        _text(p, "jobName", required=True),
+        _text(p, "datasetArn", required=True),
+        _text(p, "roleArn", required=True),
+        _text(p, "jobOutput", "s3DataDestination", "path", required=True),
+        ingestion_mode=_text(p, "ingestionMode") or DatasetExportJob.IngestionMode.PUT,
+        kms_key_arn=_text(p, "jobOutput", "s3DataDestination", "kmsKeyArn"),
+        tags=_tags(p),
+    )
+    return {"datasetExportJobArn": job.arn}
+
+
+def describe_dataset_export_job(call: Call) -> dict:
+    arn = _text(call.params, "datasetExportJobArn", required=True)
+    job = validation.lookup(_EXPORT_JOBS, arn, "datasetExportJobArn")
+    return {"datasetExportJob": serializers.dataset_export_job(job)}
+
+
+def list_dataset_export_jobs(call: Call) -> dict:
+    jobs, scope = _filtered(call, _EXPORT_JOBS, "datasetArn", Dataset, "dataset")
+    return _page(call, jobs, "datasetExportJobs", serializers.dataset_export_job_summary, scope)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Solutions, versions, metrics, recipes, algorithms
 
@@ -556,8 +585,8 @@ def delete_filter(call: Call) -> dict:
 # Tags: the `tags` list of {"tagKey", "tagValue"} on every resource model that has one.
 
 TAGGABLE = (
-    DatasetGroup, Schema, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob, BatchSegmentJob,
-    Filter,
+    DatasetGroup, Schema, Dataset, DatasetImportJob, DatasetExportJob, Solution, SolutionVersion, BatchInferenceJob,
+    BatchSegmentJob, Filter,
 )
 
 
@@ -624,6 +653,9 @@ OPERATIONS: dict[str, Operation] = {
     "CreateDatasetImportJob": Operation(create_dataset_import_job, mutates=True),
     "DescribeDatasetImportJob": Operation(describe_dataset_import_job),
     "ListDatasetImportJobs": Operation(list_dataset_import_jobs),
+    "CreateDatasetExportJob": Operation(create_dataset_export_job, mutates=True),
+    "DescribeDatasetExportJob": Operation(describe_dataset_export_job),
+    "ListDatasetExportJobs": Operation(list_dataset_export_jobs),
     "CreateSolution": Operation(create_solution, mutates=True),
     "DescribeSolution": Operation(describe_solution),
     "ListSolutions": Operation(list_solutions),

@@ -650,6 +650,82 @@ class DatasetImportJob(AsyncResource):
         return job
 
 
+class DatasetExportJob(AsyncResource):
+    """CreateDatasetExportJob: a dataset's records written as CSV under an S3 path, through a role."""
+
+    class IngestionMode(models.TextChoices):
+        BULK = "BULK", "Data imported in bulk (dataset import jobs)"
+        PUT = "PUT", "Data imported one record at a time (PutEvents, PutItems, PutUsers)"
+        ALL = "ALL", "Both"
+
+    job_name = models.CharField(max_length=63, unique=True)
+    arn = models.CharField(max_length=256, unique=True)
+    dataset = models.ForeignKey(Dataset, related_name="export_jobs", on_delete=models.CASCADE)
+    ingestion_mode = models.CharField(max_length=8, choices=IngestionMode.choices, default=IngestionMode.PUT)
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.SET_NULL)
+    output_path = models.CharField(max_length=256)
+    output_kms_key_arn = models.CharField(max_length=2048, blank=True)
+    records_exported = models.PositiveBigIntegerField(default=0)
+    output_files = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.job_name
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn("dataset-export-job", self.job_name)
+        super().save(*args, **kwargs)
+
+    @property
+    def output_uri(self) -> str:
+        """The one CSV file the job writes: `<output path>/<job name>/<dataset name>.csv`."""
+        return f"{self.output_path.rstrip('/')}/{self.job_name}/{self.dataset.name}.csv"
+
+    @classmethod
+    def create_validated(
+        cls,
+        job_name: str,
+        dataset_arn: str,
+        role_arn: str,
+        output_path: str,
+        ingestion_mode: str = "PUT",
+        kms_key_arn: str = "",
+        tags=None,
+    ) -> "DatasetExportJob":
+        validation.check_name(job_name, "jobName")
+        dataset = validation.lookup(Dataset.objects, dataset_arn, "datasetArn")
+        validation.check_enum(ingestion_mode, "ingestionMode", cls.IngestionMode.values)
+        validation.check_role_arn(role_arn)
+        role = validation.lookup(Role.objects, role_arn, "roleArn")
+        validation.check_s3_path(output_path, "jobOutput.s3DataDestination.path")
+        try:
+            parse_s3_uri(output_path)
+        except InvalidS3Path:
+            raise InvalidInputException(
+                f"Invalid S3 output path: {output_path}", field="jobOutput.s3DataDestination.path"
+            ) from None
+        if kms_key_arn:
+            validation.check_kms_key(kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
+        tags = validation.check_tags(tags)
+        with _creating(
+            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset export job", job_name)
+        ):
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
+            job = cls.objects.create(
+                job_name=job_name,
+                dataset=dataset,
+                ingestion_mode=ingestion_mode,
+                role=role,
+                output_path=output_path,
+                output_kms_key_arn=kms_key_arn,
+                tags=tags,
+            )
+            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.export_dataset", job.pk, job.rq_job_id)
+        return job
+
+
 class Solution(AsyncResource):
     # The service's automatic training: every 7 days unless autoTrainingConfig says otherwise, the first one
     # within the hour after the solution becomes ACTIVE.

@@ -15,6 +15,7 @@ from batchjobs.models import (
     BatchInferenceJob,
     BatchSegmentJob,
     BatchShard,
+    DatasetExportJob,
     DatasetImportJob,
     Solution,
     SolutionVersion,
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 # What workers run: the model, its queue and its task.
 WORKER_RESOURCES = (
     (DatasetImportJob, TRAINING_QUEUE, "batchjobs.tasks.import_dataset"),
+    (DatasetExportJob, TRAINING_QUEUE, "batchjobs.tasks.export_dataset"),
     (SolutionVersion, TRAINING_QUEUE, "batchjobs.tasks.train_solution_version"),
     (BatchInferenceJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job"),
     (BatchSegmentJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_segment_job"),

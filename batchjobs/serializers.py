@@ -123,6 +123,27 @@ def dataset_import_job_summary(job) -> dict:
     )
 
 
+def dataset_export_job(job) -> dict:
+    return present(
+        jobName=job.job_name,
+        datasetExportJobArn=job.arn,
+        datasetArn=job.dataset.arn,
+        ingestionMode=job.ingestion_mode,
+        roleArn=job.role.arn if job.role_id else None,
+        status=job.status,
+        jobOutput={"s3DataDestination": present(path=job.output_path, kmsKeyArn=job.output_kms_key_arn)},
+        **_times(job),
+        failureReason=job.failure_reason,
+    )
+
+
+def dataset_export_job_summary(job) -> dict:
+    return _pick(
+        dataset_export_job(job),
+        ("datasetExportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason"),
+    )
+
+
 def solution_version_summary(version) -> dict:
     return _pick(
         solution_version(version),

@@ -2,6 +2,7 @@
 (a duplicate delivery does nothing), and ends the resource ACTIVE or CREATE FAILED with a reason a person
 can act on. The numeric work is the engine's."""
 
+import io
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from batchjobs.models import (
     BatchSegmentJob,
     BatchShard,
     Dataset,
+    DatasetExportJob,
     DatasetImportJob,
     SolutionVersion,
     Status,
@@ -191,6 +193,36 @@ def _load_dataset(dataset):
         return None
     with open(dataset.data_file, "rb") as fh:
         return _LOADERS[dataset.dataset_type](fh)
+
+
+def export_dataset(job_pk: int) -> None:
+    job = DatasetExportJob.objects.select_related("dataset", "role").filter(pk=job_pk).first()
+    if job is not None:
+        _run_attempt(job, "exporting the dataset", _export)
+
+
+def _export(job: DatasetExportJob, lost: threading.Event) -> None:
+    storage = role_storage(job.role, for_what="A dataset export job")
+    out_uri = job.output_uri
+    storage.require("s3:PutObject", out_uri)
+    # Only bulk imports exist here so far: records put one at a time (PutEvents and the like) are none.
+    bulk = job.ingestion_mode != DatasetExportJob.IngestionMode.PUT
+    data = _load_dataset(job.dataset) if bulk else None
+    if data is None:
+        data = _READERS[job.dataset.dataset_type][0](io.BytesIO(_HEADERS[job.dataset.dataset_type]))
+    with storage.atomic_writer(out_uri) as out:
+        count = engine_datasets.write_csv(data, out)
+        if lost.is_set():
+            raise LostOwnership
+    job.succeed(f"Exported {count} records to {out_uri}.", records_exported=count, output_files=[out_uri])
+
+
+# An empty dataset of each type, for an export with nothing to write but the header.
+_HEADERS = {
+    Dataset.Type.INTERACTIONS: b"USER_ID,ITEM_ID,TIMESTAMP\n",
+    Dataset.Type.ITEMS: b"ITEM_ID\n",
+    Dataset.Type.USERS: b"USER_ID\n",
+}
 
 
 def train_solution_version(version_pk: int) -> None:

@@ -388,6 +388,37 @@ def read_users(fileobj: BinaryIO) -> Users:
     return Users(ids, columns, creation)
 
 
+def write_csv(data: Interactions | Items | Users, fileobj: BinaryIO) -> int:
+    """Write a dataset as a Personalize CSV, the layout it was imported from, each distinct record once
+    (records equal in every field are written once, as the service's export does); returns the records
+    written. Interactions get EVENT_TYPE and EVENT_VALUE columns when any record has them."""
+    text = io.TextIOWrapper(fileobj, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    if isinstance(data, Interactions):
+        with_type = bool(len(data)) and bool(np.any(data.event_types != ""))
+        with_value = bool(len(data)) and bool(np.any(~np.isnan(data.event_values)))
+        header = ["USER_ID", "ITEM_ID", "TIMESTAMP"] + ["EVENT_TYPE"] * with_type + ["EVENT_VALUE"] * with_value
+        columns = [data.user_ids, data.item_ids, data.timestamps.astype(str)]
+        if with_type:
+            columns.append(data.event_types)
+        if with_value:
+            columns.append(np.array(["" if np.isnan(v) else repr(float(v)) for v in data.event_values], object))
+    else:
+        id_column = "ITEM_ID" if isinstance(data, Items) else "USER_ID"
+        header = [id_column, *data.columns]
+        columns = [data.item_ids if isinstance(data, Items) else data.user_ids, *data.columns.values()]
+    writer.writerow(header)
+    seen: set[tuple] = set()
+    for record in zip(*columns, strict=True):
+        record = tuple(map(str, record))
+        if record not in seen:
+            seen.add(record)
+            writer.writerow(record)
+    text.flush()
+    text.detach()
+    return len(seen)
+
+
 # --------------------------------------------------------------------------- id maps
 
 

@@ -141,5 +141,8 @@ def test_every_required_operation_is_in_the_table():
         "UpdateDataset",
         "DescribeAlgorithm",
         "DescribeFeatureTransformation",
+        "CreateDatasetExportJob",
+        "DescribeDatasetExportJob",
+        "ListDatasetExportJobs",
     }
     assert wanted == set(api.OPERATIONS)
