@@ -19,7 +19,8 @@ from tests.helpers import PROJECT_ROOT, read_output, worker_env, write_lines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-STEP_TIMEOUT_S = 120
+# Generous: a loaded 2-core machine starts a worker and a horse slowly; a hang is what this catches.
+STEP_TIMEOUT_S = 180
 
 
 def start_readme_worker(env) -> subprocess.Popen:
@@ -37,7 +38,8 @@ def wait_for(resource, timeout=STEP_TIMEOUT_S):
         if resource.is_finished:
             return resource
         time.sleep(0.1)
-    pytest.fail(f"{resource} still {resource.status} after {timeout}s")
+    history = [(t.status, t.message) for t in resource.transitions.all()]
+    pytest.fail(f"{resource} still {resource.status} after {timeout}s: {history}")
 
 
 @pytest.fixture
@@ -146,7 +148,7 @@ def test_a_killed_worker_takes_its_horse_with_it_and_the_training_is_retried_at_
         second = start_readme_worker(env)
         try:
             # Well before the 600 s a stale heartbeat would take: the owner is known to be gone.
-            version = wait_for(version, timeout=90)
+            version = wait_for(version)
         finally:
             second.terminate()
             second.wait(timeout=30)
