@@ -154,3 +154,134 @@ def top_k_rows(key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         vals[~(vals > -np.finfo(vals.dtype).max)] = -np.inf
     order = np.lexsort((idx, -vals), axis=1)
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+# ---------------------------------------------------------------------------------------- fused kernel
+
+_PANEL_ITEMS = 16
+# Bytes of item factors in one tile: they stay in the L2 cache while a block of users passes over them.
+_TILE_FACTOR_BYTES = 1 << 17
+
+
+class PackedItems:
+    """Item factors laid out for :func:`fused_top_k`: panels of 16 items, factor-major within a panel
+    (so one load gives a factor of 16 items), zero-padded to a whole panel."""
+
+    def __init__(self, item_factors: np.ndarray):
+        items = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.n_items, self.dim = items.shape
+        n_panels = -(-self.n_items // _PANEL_ITEMS)
+        padded = np.zeros((n_panels * _PANEL_ITEMS, self.dim), np.float32)
+        padded[: self.n_items] = items
+        self.panels = np.ascontiguousarray(padded.reshape(n_panels, _PANEL_ITEMS, self.dim).transpose(0, 2, 1))
+        self.panels = self.panels.reshape(-1)
+        tile = _TILE_FACTOR_BYTES // (4 * max(1, self.dim)) // _PANEL_ITEMS * _PANEL_ITEMS
+        self.tile_items = int(min(2048, max(_PANEL_ITEMS, tile)))
+
+
+def fused_top_k(
+    users: np.ndarray,
+    items: PackedItems,
+    k: int,
+    *,
+    additions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    excluded: tuple[np.ndarray, np.ndarray] | None = None,
+    blocked: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+    log_normalizers: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each user's ``k`` best items by score ``users[u] . items[j] (+ additions[u, j])``, and optionally
+    ``log(sum_j exp(score))``, without ever holding a users x items score matrix.
+
+    The scores are float32, each summed over the factors in one fixed order wherever the user and item sit
+    in the batch, so a user's results depend on the model and the user only (not on the batch, the tiles
+    or the threads). Ties are broken by the lower item index.
+
+    Parameters
+    ----------
+    users : ndarray of float32, shape (m, dim)
+    items : PackedItems
+    k : int
+    additions : (indptr, indices, values), optional
+        CSR (m rows) of float32 values added to the scores, columns ascending within each row.
+    excluded : (indptr, indices), optional
+        CSR (m rows) of items never returned, columns ascending within each row.
+    blocked : ndarray of bool, shape (n_items,), optional
+        Items never returned to anyone.
+    allowed : ndarray of bool, shape (m, n_items), optional
+        Per user, the only items that may be returned.
+    log_normalizers : bool, default True
+        Also compute each user's softmax denominator over the whole catalogue (excluded items count).
+
+    Returns
+    -------
+    top : ndarray of int64, shape (m, k)
+        Best first; the first ``counts[u]`` entries of row ``u`` are items, the rest are -1.
+    scores : ndarray of float32, shape (m, k)
+        The scores of ``top`` (-inf where there is no item).
+    counts : ndarray of int64, shape (m,)
+    log_norm : ndarray of float64, shape (m,), or None
+    """
+    users = np.ascontiguousarray(users, dtype=np.float32)
+    m = len(users)
+    if users.ndim != 2 or users.shape[1] != items.dim:
+        raise ValueError(f"users must have shape (m, {items.dim}), got {users.shape}")
+    k = int(max(0, min(k, items.n_items)))
+    top = np.full((m, k), -1, np.int64)
+    scores = np.full((m, k), -np.inf, np.float32)
+    counts = np.zeros(m, np.int64)
+    log_norm = np.full(m, -np.inf, np.float64) if log_normalizers else None
+    if m == 0 or items.n_items == 0 or (k == 0 and not log_normalizers):
+        return top, scores, counts, log_norm
+    add = _csr_arguments(additions, m, items.n_items, np.int32, np.float32)
+    excl = _csr_arguments(excluded, m, items.n_items, np.int64, None)
+    if blocked is not None:
+        blocked = np.ascontiguousarray(blocked, dtype=bool)
+        if blocked.shape != (items.n_items,):
+            raise ValueError(f"blocked must have shape ({items.n_items},), got {blocked.shape}")
+        blocked = blocked.view(np.uint8)
+    if allowed is not None:
+        allowed = np.ascontiguousarray(allowed, dtype=bool)
+        if allowed.shape != (m, items.n_items):
+            raise ValueError(f"allowed must have shape ({m}, {items.n_items}), got {allowed.shape}")
+        allowed = allowed.view(np.uint8)
+    from engine.recipes import _fused
+
+    def run(row0: int, row1: int) -> None:
+        _fused.score_rows(
+            users, items.panels, items.n_items, items.tile_items, add[0], add[1], add[2], excl[0], excl[1],
+            blocked, allowed, top, scores, counts, log_norm, row0, row1,
+        )
+
+    pool = _pool()
+    if pool is None or m < 2 * _FUSED_ROWS_PER_PART:
+        run(0, m)
+    else:
+        parts = min(n_threads() * 4, -(-m // _FUSED_ROWS_PER_PART))
+        bounds = np.linspace(0, m, parts + 1).astype(int)
+        list(pool.map(run, bounds[:-1].tolist(), bounds[1:].tolist()))
+    return top, scores, counts, log_norm
+
+
+# Rows of one task of the thread pool: enough to amortise a pass over the item factors.
+_FUSED_ROWS_PER_PART = 96
+
+
+def _csr_arguments(csr, m: int, n_items: int, index_dtype, value_dtype) -> tuple:
+    if csr is None:
+        return None, None, None
+    indptr = np.ascontiguousarray(csr[0], dtype=np.int64)
+    indices = np.ascontiguousarray(csr[1], dtype=index_dtype)
+    if indptr.shape != (m + 1,) or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+        raise ValueError("malformed CSR row pointer")
+    if len(indices):
+        if indices.min() < 0 or indices.max() >= n_items:
+            raise ValueError("CSR column out of range")
+        row_starts = np.zeros(len(indices), bool)
+        row_starts[indptr[:-1][np.diff(indptr) > 0]] = True
+        if np.any((np.diff(indices.astype(np.int64)) <= 0) & ~row_starts[1:]):
+            raise ValueError("CSR columns must be strictly ascending within each row")
+    values = None if value_dtype is None else np.ascontiguousarray(csr[2], dtype=value_dtype)
+    if values is not None and len(values) != len(indices):
+        raise ValueError("CSR values and columns differ in length")
+    return indptr, indices, values
