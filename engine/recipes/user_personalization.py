@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
-from engine.recipes._scoring import row_exp_sums, scratch, top_k_rows
+from engine.recipes._scoring import PackedItems, fused_top_k, row_exp_sums, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
 
@@ -27,9 +27,11 @@ REPEAT_THRESHOLD = 0.05
 
 # Upper bound on the logits block held in memory during recommend (elements).
 _BLOCK_ELEMENTS = 1 << 22
-# Upper bound on the float32 score block of the recommend hot path (elements; 128 MB, one per worker
+# Upper bound on the float32 score block of recommend with exploration (elements; 128 MB, one per worker
 # thread, reused). Measured with benchmarks/batch.py: half of it costs 64 MB less RSS but 15% of the speed.
 _SCORE_BLOCK_ELEMENTS = 1 << 25
+# Users per call of the fused kernel on the relevance path: bounds the sparse sequence part held at once.
+_RELEVANCE_BLOCK_USERS = 4096
 # Upper bound on the stored neighbour entries (item-to-item matrix), whatever the catalogue size.
 _MAX_NEIGHBOUR_ENTRIES = 30_000_000
 
@@ -48,7 +50,10 @@ class UserPersonalization(RecommenderModel):
       history (forward 1/d, backward 0.5/d at distance d), divided by ``sqrt(pop_i * pop_j)`` and
       pruned to the ``neighbours`` strongest per item.
 
-    Scores are ``softmax(temperature_ * logits)`` over the whole catalogue.
+    Scores are ``softmax(temperature_ * logits)`` over the whole catalogue. Without exploration,
+    recommend scores, normalises and selects in one pass of the fused kernel
+    (:func:`engine.recipes._scoring.fused_top_k`): each user's softmax denominator is computed there,
+    beside the top-k, so training does not compute one for every user.
 
     Parameters
     ----------
@@ -96,8 +101,9 @@ class UserPersonalization(RecommenderModel):
     query_indptr_, query_indices_, query_weights_ : ndarray
         CSR user x item matrix: each user's last ``bptt`` items with their recency weights.
     log_normalizers_ : ndarray of float64 or None
-        Each user's softmax denominator over the catalogue, as a log; None for models saved before it
-        was stored (recommend then computes it).
+        Each user's softmax denominator over the catalogue, as a log, in model files written by earlier
+        versions (which computed it at training); recommend with exploration uses it when present. None
+        for models trained now: the fused kernel computes the denominators per job, beside the top-k.
     """
 
     recipe_arn = get_recipe("aws-user-personalization").arn
@@ -118,7 +124,7 @@ class UserPersonalization(RecommenderModel):
         "query_indices_",
         "query_weights_",
     )
-    # Models saved before the denominators were stored compute them per job instead.
+    # Written by earlier versions, which computed the softmax denominators at training.
     _optional_array_names = ("log_normalizers_",)
 
     def __init__(
@@ -211,12 +217,11 @@ class UserPersonalization(RecommenderModel):
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
         self._complete_item_factors(items)
-        self._fit_log_normalizers()
+        self.log_normalizers_ = None
         return self
 
     def _complete_item_factors(self, items: Items | None) -> None:
-        """Hook for recipes that give items without interactions factors of their own, before the
-        softmax denominators are computed from the final factors."""
+        """Hook for recipes that give items without interactions factors of their own."""
 
     def _fit_sequence_part(self, rows, cols, ts, train, n_users: int, n_items: int) -> None:
         n = len(rows)
@@ -369,16 +374,20 @@ class UserPersonalization(RecommenderModel):
         blocked = ~self.trained_items_
         if bonus is not None:
             blocked = blocked & (bonus <= 0)
-        blocked_cols = np.flatnonzero(blocked)
         ids = self.item_map_.ids
-        # Exploration needs a second block (the blended key beside the scores).
-        budget = _SCORE_BLOCK_ELEMENTS if bonus is None else _SCORE_BLOCK_ELEMENTS // 2
-        block = max(1, budget // n_items)
+        if bonus is None:
+            block = _RELEVANCE_BLOCK_USERS
+        else:
+            blocked_cols = np.flatnonzero(blocked)
+            # Exploration needs a second block (the blended key beside the scores).
+            block = max(1, _SCORE_BLOCK_ELEMENTS // 2 // n_items)
         for start in range(0, len(known), block):
             pos = known[start : start + block]
-            top, top_scores, valid = self._top_scored(
-                rows[pos], k, blocked_cols, bonus, exploration_weight, None if allowed is None else allowed[pos]
-            )
+            mask = None if allowed is None else allowed[pos]
+            if bonus is None:
+                top, top_scores, valid = self._top_relevant(rows[pos], k, blocked, mask)
+            else:
+                top, top_scores, valid = self._top_scored(rows[pos], k, blocked_cols, bonus, exploration_weight, mask)
             if valid.all():  # The usual case: k items for every user, converted in one go.
                 for p, items, scores in zip(pos.tolist(), ids[top].tolist(), top_scores.tolist(), strict=True):
                     out_items[p], out_scores[p] = items, scores
@@ -399,6 +408,7 @@ class UserPersonalization(RecommenderModel):
             n_users = len(self.query_indptr_) - 1
             state = {
                 "items": v,
+                "packed": PackedItems(v),
                 # Per-user mean and mean square of the factor scores u.v_j over all items, from the
                 # factors alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items).
                 "vbar": v64.mean(axis=0),
@@ -428,49 +438,70 @@ class UserPersonalization(RecommenderModel):
         """
         state = self._scoring_state()
         n_items = len(state["items"])
-        temperature = float(self.temperature_)
-        u = self.user_factors_[urows].astype(np.float64)
-        mean = u @ state["vbar"]
-        var = np.maximum(np.einsum("ij,jk,ik->i", u, state["gram"], u) - mean**2, 0.0)
-        sd = np.sqrt(var)
-        alpha = np.divide(temperature, sd, out=np.zeros_like(sd), where=sd > 1e-12)
-        scaled = (u * alpha[:, None]).astype(np.float32)
+        scaled = self._scaled_users(urows)
         if len(scaled) == 1:
             # A one-row product would go through gemv, which sums in another order than gemm.
             logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
         else:
             logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
-        if self.sequence_weight > 0:
-            nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
-            nxt.sum_duplicates()
-            sums = np.add.reduceat(nxt.data, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
-            squares = np.add.reduceat(nxt.data**2, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
-            empty = np.diff(nxt.indptr) == 0
-            sums[empty], squares[empty] = 0.0, 0.0
-            m2 = sums / n_items
-            sd2 = np.sqrt(np.maximum(squares / n_items - m2**2, 0.0))
-            gamma = np.divide(
-                temperature * float(self.sequence_weight), sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12
-            )
-            r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
-            logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
+        additions = self._sequence_additions(urows)
+        if additions is not None:
+            indptr, indices, values = additions
+            logits[np.repeat(np.arange(len(urows)), np.diff(indptr)), indices] += values
         return logits
 
-    def _fit_log_normalizers(self) -> None:
-        """Each user's softmax denominator, ``log(sum(exp(logits)))`` over the block logits.
+    def _scaled_users(self, urows: np.ndarray) -> np.ndarray:
+        """``alpha * u`` in float32: the factor part of the logits is its product with the item factors."""
+        state = self._scoring_state()
+        u = self.user_factors_[urows].astype(np.float64)
+        mean = u @ state["vbar"]
+        var = np.maximum(np.einsum("ij,jk,ik->i", u, state["gram"], u) - mean**2, 0.0)
+        sd = np.sqrt(var)
+        alpha = np.divide(float(self.temperature_), sd, out=np.zeros_like(sd), where=sd > 1e-12)
+        return (u * alpha[:, None]).astype(np.float32)
 
-        The denominator depends on the user and the model only, never on the job, so training pays for
-        it once instead of every batch job paying for an exp per catalogue item per line: that pass
-        costs about half as much as the matrix product itself. Computed exactly as recommend would (same
-        blocks of rows, same kernels), so recommendations are byte-identical with or without it.
-        """
-        n_users, n_items = len(self.user_map_), len(self.item_map_)
-        out = np.empty(n_users, np.float64)
-        block = max(1, _SCORE_BLOCK_ELEMENTS // max(1, n_items))
-        for start in range(0, n_users, block):
-            urows = np.arange(start, min(n_users, start + block))
-            out[urows] = _log_sum_exp_rows(self._block_logits(urows))
-        self.log_normalizers_ = out
+    def _sequence_additions(self, urows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The sequence part of the logits, ``gamma * next``, as float32 CSR rows (columns ascending),
+        or None when the model has none."""
+        if self.sequence_weight <= 0:
+            return None
+        state = self._scoring_state()
+        n_items = len(state["items"])
+        nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
+        # Through CSC and back: a counting sort of the columns, much cheaper than sorting row by row.
+        nxt = nxt.tocsc().tocsr()
+        rows = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
+        # Per-row sums by bincount: a row without entries (a user whose recent items have no
+        # neighbours) may come anywhere, the last row included.
+        m2 = np.bincount(rows, weights=nxt.data, minlength=len(urows)) / n_items
+        squares = np.bincount(rows, weights=nxt.data**2, minlength=len(urows))
+        sd2 = np.sqrt(np.maximum(squares / n_items - m2**2, 0.0))
+        weight = float(self.temperature_) * float(self.sequence_weight)
+        gamma = np.divide(weight, sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12)
+        return nxt.indptr.astype(np.int64), nxt.indices.astype(np.int32), (gamma[rows] * nxt.data).astype(np.float32)
+
+    def _top_relevant(self, urows, k: int, blocked: np.ndarray, allowed=None):
+        """Top-k items and their softmax scores for known users, by relevance alone: one pass of the fused
+        kernel, which adds the sequence part, leaves out blocked, seen and filtered items, and computes each
+        user's softmax denominator over the whole catalogue as it selects."""
+        excluded = None
+        if self.exclude_seen_:
+            starts, ends = self.seen_indptr_[urows], self.seen_indptr_[urows + 1]
+            indptr = np.concatenate([[0], np.cumsum(ends - starts)])
+            r, c = self._seen_pairs(urows)
+            excluded = indptr, c[np.lexsort((c, r))]
+        top, logits, counts, log_norm = fused_top_k(
+            self._scaled_users(urows),
+            self._scoring_state()["packed"],
+            k,
+            additions=self._sequence_additions(urows),
+            excluded=excluded,
+            blocked=blocked,
+            allowed=allowed,
+        )
+        valid = np.arange(top.shape[1])[None, :] < counts[:, None]
+        top_scores = np.exp(logits.astype(np.float64) - log_norm[:, None])
+        return np.where(valid, top, 0), top_scores, valid
 
     def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
         """Top-k items and their softmax scores for known users, from one logits block (see
