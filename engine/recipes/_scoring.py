@@ -37,7 +37,9 @@ def n_threads() -> int:
     return os.cpu_count() or 1
 
 
-def _pool() -> ThreadPoolExecutor | None:
+def thread_pool() -> ThreadPoolExecutor | None:
+    """The kernel threads (None when the process is limited to one thread): numpy and the native kernels
+    run there without the GIL."""
     global _POOL
     if n_threads() <= 1:
         return None
@@ -95,7 +97,7 @@ def row_exp_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 shift[start:end][redo] = top
             sums[start:end] = part_sums
 
-    pool = _pool()
+    pool = thread_pool()
     if pool is None or n_rows < 2 * step:
         part(0, n_rows)
     else:
@@ -245,15 +247,15 @@ def fused_top_k(
         if allowed.shape != (m, items.n_items):
             raise ValueError(f"allowed must have shape ({m}, {items.n_items}), got {allowed.shape}")
         allowed = allowed.view(np.uint8)
-    from engine.recipes import _fused
+    from engine.recipes import _kernels
 
     def run(row0: int, row1: int) -> None:
-        _fused.score_rows(
+        _kernels.score_rows(
             users, items.panels, items.n_items, items.tile_items, add[0], add[1], add[2], excl[0], excl[1],
             blocked, allowed, top, scores, counts, log_norm, row0, row1,
         )
 
-    pool = _pool()
+    pool = thread_pool()
     if pool is None or m < 2 * _FUSED_ROWS_PER_PART:
         run(0, m)
     else:

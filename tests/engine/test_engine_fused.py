@@ -223,3 +223,57 @@ def test_recommendations_with_exact_ties_match_the_old_path_up_to_which_tied_ite
                 assert index[a] < index[b]
     assert ties >= 10  # the tied items do come up (seen ones are excluded)
     assert model.recommend(users, 8) == new
+
+
+# ------------------------------------------------------------------ ALS sweep
+
+
+def _confidences(seed=0, n_users=400, n_items=300, n=6000):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    m = sp.csr_matrix(
+        (np.ones(n, np.float32), (rng.integers(0, n_users, n), rng.zipf(1.4, n) % n_items)), shape=(n_users, n_items)
+    )
+    m.sum_duplicates()
+    m.data = 1 + 20 * m.data
+    return m
+
+
+class _Params:
+    hidden_dimension, regularization, iterations, random_state = 37, 1.0, 15, 4
+
+
+def test_native_als_reaches_the_loss_of_implicits_own_fit():
+    from implicit.cpu import _als
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    from engine.recipes.base import fit_als
+
+    conf = _confidences()
+    users, items, als = fit_als(_Params, conf)
+    assert users.shape == (400, 37) and items.shape == (300, 37) and users.dtype == np.float32
+    with threadpool_limits(1, "blas"):
+        theirs = AlternatingLeastSquares(factors=37, regularization=1.0, iterations=15, random_state=4, num_threads=1)
+        theirs.fit(conf, show_progress=False)
+        ours_loss = _als.calculate_loss(conf, users, items, 1.0, num_threads=1)
+        their_loss = _als.calculate_loss(conf, theirs.user_factors, theirs.item_factors, 1.0, num_threads=1)
+    # The same algorithm from the same start; float32 rounding along the way moves the end point a little.
+    assert ours_loss == pytest.approx(their_loss, rel=1e-2)
+    best = np.argmax(users @ items.T, axis=1)
+    assert np.mean(best == np.argmax(theirs.user_factors @ theirs.item_factors.T, axis=1)) > 0.9
+    # The returned ALS solves further users exactly against these item factors.
+    assert als.recalculate_user(np.arange(3), conf[:3]).shape == (3, 37)
+
+
+def test_native_als_gives_the_same_factors_whatever_the_number_of_threads(monkeypatch):
+    from engine.recipes import base
+
+    conf = _confidences(seed=1)
+    one = base.fit_als(_Params, conf)
+    monkeypatch.setattr(_scoring, "n_threads", lambda: 3)
+    monkeypatch.setattr(_scoring, "_POOL", None)
+    monkeypatch.setattr(base, "_ALS_ROWS_PER_PART", 7)
+    three = base.fit_als(_Params, conf)
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])

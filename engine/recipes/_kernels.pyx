@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The fused scoring kernel of fused_top_k.h, callable without the GIL held.
+"""The engine's native kernels, called without the GIL held: the fused scoring kernel (fused_top_k.h) and
+the ALS conjugate-gradient sweep (als_cg.h).
 
-Use :func:`engine.recipes._scoring.fused_top_k`, which packs the items, checks the arguments and shares the
-rows out among threads; this module only hands arrays to C.
+Use :func:`engine.recipes._scoring.fused_top_k` and :func:`engine.recipes.base.fit_als`, which check the
+arguments and share the rows out among threads; this module only hands arrays to C.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
@@ -30,6 +31,20 @@ cdef extern from "fused_top_k.h" nogil:
 
     int fk_run(const fk_job *job, int64_t row0, int64_t row1)
     const char *fk_variant()
+
+
+cdef extern from "als_cg.h" nogil:
+    ctypedef struct als_job:
+        const int64_t *indptr
+        const int32_t *indices
+        const float *data
+        float *x
+        const float *y
+        const float *gram
+        int64_t dim
+        int64_t cg_steps
+
+    int als_run(const als_job *job, int64_t row0, int64_t row1)
 
 PANEL_ITEMS = 16
 
@@ -92,3 +107,31 @@ def score_rows(
         status = fk_run(&job, row0, row1)
     if status:
         raise MemoryError("the fused scoring kernel could not allocate its tile buffers")
+
+
+def als_rows(
+    const int64_t[::1] indptr,
+    const int32_t[::1] indices,
+    const float[::1] data,
+    float[:, ::1] x,
+    const float[:, ::1] y,
+    const float[:, ::1] gram,
+    int64_t cg_steps,
+    int64_t row0,
+    int64_t row1,
+):
+    """One ALS half-sweep over rows ``[row0, row1)`` of ``x``; the caller has checked shapes and ranges."""
+    cdef als_job job
+    job.indptr = &indptr[0]
+    job.indices = &indices[0] if indices.shape[0] else NULL
+    job.data = &data[0] if data.shape[0] else NULL
+    job.x = &x[0, 0]
+    job.y = &y[0, 0]
+    job.gram = &gram[0, 0]
+    job.dim = x.shape[1]
+    job.cg_steps = cg_steps
+    cdef int status
+    with nogil:
+        status = als_run(&job, row0, row1)
+    if status:
+        raise MemoryError("the ALS sweep could not allocate its buffers")
