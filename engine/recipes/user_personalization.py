@@ -243,22 +243,29 @@ class UserPersonalization(RecommenderModel):
         # Only users kept by the history-length percentiles shape the item-to-item matrix.
         keep = train[sr]
         sr, sc = sr[keep], sc[keep]
-        total = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+        # Every pair d apart, forward and backward, summed in one sparse build (not one per distance).
+        sources, targets, weights = [], [], []
         for d in range(1, int(self.transition_window) + 1):
             idx = np.flatnonzero(sr[d:] == sr[:-d]) if len(sr) > d else np.empty(0, np.int64)
             a, b = sc[idx], sc[idx + d]
             diff = a != b
             a, b = a[diff], b[diff]
-            fwd = sp.csr_matrix((np.full(len(a), 1.0 / d), (a, b)), shape=(n_items, n_items))
-            bwd = sp.csr_matrix((np.full(len(a), 0.5 / d), (b, a)), shape=(n_items, n_items))
-            total = total + fwd + bwd
+            sources += [a, b]
+            targets += [b, a]
+            weights += [np.full(len(a), 1.0 / d), np.full(len(a), 0.5 / d)]
+        total = sp.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n_items, n_items)
+        )
+        total.sum_duplicates()
         pop = self.item_popularity_.astype(np.float64) + 1.0
-        inv = sp.diags(1.0 / np.sqrt(pop))
-        total = (inv @ total @ inv).tocoo()
+        scale = 1.0 / np.sqrt(pop)
+        r = np.repeat(np.arange(n_items), np.diff(total.indptr))
+        c, v = total.indices, total.data * scale[r] * scale[total.indices]
         k = int(max(1, min(self.neighbours, _MAX_NEIGHBOUR_ENTRIES // max(1, n_items))))
-        # Keep the k strongest entries of each row; ties by column so the result is deterministic.
-        order = np.lexsort((total.col, -total.data, total.row))
-        r, c, v = total.row[order], total.col[order], total.data[order]
+        # Keep the k strongest entries of each row; ties by column so the result is deterministic (the
+        # columns are ascending within each row, and the sort is stable).
+        order = np.lexsort((-v, r))
+        r, c, v = r[order], c[order], v[order]
         starts = np.searchsorted(r, np.arange(n_items))
         rank = np.arange(len(r)) - starts[r]
         sel = rank < k
