@@ -31,6 +31,7 @@ cdef extern from "fused_top_k.h" nogil:
 
     int fk_run(const fk_job *job, int64_t row0, int64_t row1)
     const char *fk_variant()
+    int fk_baseline_only
 
 
 cdef extern from "als_cg.h" nogil:
@@ -50,8 +51,16 @@ PANEL_ITEMS = 16
 
 
 def variant():
-    """Which build of the kernel this CPU runs: ``"avx2"`` (AVX2 and FMA) or ``"baseline"``."""
+    """Which build of the kernels this CPU runs: ``"avx2"`` (AVX2 and FMA) or ``"baseline"``."""
     return fk_variant().decode()
+
+
+def use_baseline(bint only):
+    """Run the baseline build even where the CPU has AVX2 (for tests of that build); returns the old setting."""
+    global fk_baseline_only
+    old = bool(fk_baseline_only)
+    fk_baseline_only = only
+    return old
 
 
 def score_rows(

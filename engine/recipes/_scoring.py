@@ -170,13 +170,14 @@ class PackedItems:
     (so one load gives a factor of 16 items), zero-padded to a whole panel."""
 
     def __init__(self, item_factors: np.ndarray):
-        items = np.ascontiguousarray(item_factors, dtype=np.float32)
+        items = np.asarray(item_factors, dtype=np.float32)
         self.n_items, self.dim = items.shape
-        n_panels = -(-self.n_items // _PANEL_ITEMS)
-        padded = np.zeros((n_panels * _PANEL_ITEMS, self.dim), np.float32)
-        padded[: self.n_items] = items
-        self.panels = np.ascontiguousarray(padded.reshape(n_panels, _PANEL_ITEMS, self.dim).transpose(0, 2, 1))
-        self.panels = self.panels.reshape(-1)
+        whole, rest = divmod(self.n_items, _PANEL_ITEMS)
+        panels = np.zeros((whole + (rest > 0), self.dim, _PANEL_ITEMS), np.float32)
+        panels[:whole] = items[: whole * _PANEL_ITEMS].reshape(whole, _PANEL_ITEMS, self.dim).transpose(0, 2, 1)
+        if rest:
+            panels[whole, :, :rest] = items[whole * _PANEL_ITEMS :].T
+        self.panels = panels.reshape(-1)
         tile = _TILE_FACTOR_BYTES // (4 * max(1, self.dim)) // _PANEL_ITEMS * _PANEL_ITEMS
         self.tile_items = int(min(2048, max(_PANEL_ITEMS, tile)))
 

@@ -108,20 +108,7 @@ static inline __attribute__((always_inline)) int als_run_body(const als_job *job
     return 0;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2,fma"))) static int als_run_avx2(const als_job *job, int64_t row0, int64_t row1) {
-    return als_run_body(job, row0, row1);
-}
-#endif
-
-static int als_run_baseline(const als_job *job, int64_t row0, int64_t row1) { return als_run_body(job, row0, row1); }
-
-/* Updates rows [row0, row1) of x; 0, or -1 when memory ran out. */
-static int als_run(const als_job *job, int64_t row0, int64_t row1) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (fk_variant()[0] == 'a') return als_run_avx2(job, row0, row1);
-#endif
-    return als_run_baseline(job, row0, row1);
-}
+/* als_run(job, row0, row1): updates rows [row0, row1) of x; 0, or -1 when memory ran out. */
+FK_DISPATCHED(als_run, als_job, als_run_body)
 
 #endif

@@ -300,29 +300,37 @@ static inline __attribute__((always_inline)) int fk_run_body(const fk_job *job, 
     return 0;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2,fma"))) static int fk_run_avx2(const fk_job *job, int64_t row0, int64_t row1) {
-    return fk_run_body(job, row0, row1);
-}
-#endif
+/* Set to run the baseline build even where AVX2 is there (tests check both builds on one machine). */
+static int fk_baseline_only = 0;
 
-static int fk_run_baseline(const fk_job *job, int64_t row0, int64_t row1) { return fk_run_body(job, row0, row1); }
-
-/* Which build of the kernel this CPU runs: "avx2" or "baseline". */
+/* Which build of the kernels this CPU runs: "avx2" or "baseline". */
 static const char *fk_variant(void) {
 #if defined(__x86_64__) || defined(__i386__)
+    if (fk_baseline_only) return "baseline";
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
 #endif
     return "baseline";
 }
 
-/* Scores rows [row0, row1) of the job; 0, or -1 when memory ran out. */
-static int fk_run(const fk_job *job, int64_t row0, int64_t row1) {
+/* Defines `static int name(const job_type *job, int64_t row0, int64_t row1)` running `body` (an
+ * always-inline function of the same arguments) compiled for AVX2+FMA when the CPU has them, else for
+ * the build's baseline instruction set. */
 #if defined(__x86_64__) || defined(__i386__)
-    if (fk_variant()[0] == 'a') return fk_run_avx2(job, row0, row1);
+#define FK_DISPATCHED(name, job_type, body)                                                                   \
+    __attribute__((target("avx2,fma"))) static int name##_avx2(const job_type *job, int64_t r0, int64_t r1) { \
+        return body(job, r0, r1);                                                                             \
+    }                                                                                                         \
+    static int name##_baseline(const job_type *job, int64_t r0, int64_t r1) { return body(job, r0, r1); }     \
+    static int name(const job_type *job, int64_t r0, int64_t r1) {                                            \
+        return fk_variant()[0] == 'a' ? name##_avx2(job, r0, r1) : name##_baseline(job, r0, r1);              \
+    }
+#else
+#define FK_DISPATCHED(name, job_type, body) \
+    static int name(const job_type *job, int64_t r0, int64_t r1) { return body(job, r0, r1); }
 #endif
-    return fk_run_baseline(job, row0, row1);
-}
+
+/* fk_run(job, row0, row1): scores rows [row0, row1) of the job; 0, or -1 when memory ran out. */
+FK_DISPATCHED(fk_run, fk_job, fk_run_body)
 
 #endif

@@ -32,6 +32,8 @@ _BLOCK_ELEMENTS = 1 << 22
 _SCORE_BLOCK_ELEMENTS = 1 << 25
 # Users per call of the fused kernel on the relevance path: bounds the sparse sequence part held at once.
 _RELEVANCE_BLOCK_USERS = 4096
+# Items per float64 slice when summing the item factors' mean and Gram matrix.
+_GRAM_SLICE_ITEMS = 16384
 # Upper bound on the stored neighbour entries (item-to-item matrix), whatever the catalogue size.
 _MAX_NEIGHBOUR_ENTRIES = 30_000_000
 
@@ -410,16 +412,22 @@ class UserPersonalization(RecommenderModel):
         state = getattr(self, "_scoring_cache", None)
         if state is None:
             v = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
-            v64 = v.astype(np.float64)
             n_items = len(v)
             n_users = len(self.query_indptr_) - 1
+            # Per-user mean and mean square of the factor scores u.v_j over all items, from the factors
+            # alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items). Summed in float64
+            # a slice at a time, so no float64 copy of the whole item matrix is held.
+            vsum = np.zeros(v.shape[1])
+            gram = np.zeros((v.shape[1], v.shape[1]))
+            for start in range(0, n_items, _GRAM_SLICE_ITEMS):
+                part = v[start : start + _GRAM_SLICE_ITEMS].astype(np.float64)
+                vsum += part.sum(axis=0)
+                gram += part.T @ part
             state = {
                 "items": v,
                 "packed": PackedItems(v),
-                # Per-user mean and mean square of the factor scores u.v_j over all items, from the
-                # factors alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items).
-                "vbar": v64.mean(axis=0),
-                "gram": v64.T @ v64 / max(1, n_items),
+                "vbar": vsum / max(1, n_items),
+                "gram": gram / max(1, n_items),
                 "query": sp.csr_matrix(
                     (self.query_weights_, self.query_indices_, self.query_indptr_), shape=(n_users, n_items)
                 ),

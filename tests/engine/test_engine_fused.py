@@ -40,11 +40,21 @@ def _assert_top_k_of(top, counts, got, exact, slack, mask=None):
         assert (top[r, n:] == -1).all() and np.isneginf(got[r, n:]).all()
 
 
+@pytest.fixture(params=["native", "baseline"])
+def build(request):
+    """Each test runs on the build this CPU picks and on the baseline build (what CPUs without AVX2 run)."""
+    from engine.recipes import _kernels
+
+    old = _kernels.use_baseline(request.param == "baseline")
+    yield request.param
+    _kernels.use_baseline(old)
+
+
 @pytest.mark.parametrize(
     ("n_items", "dim", "m", "k"),
     [(1000, 7, 13, 5), (5003, 64, 200, 25), (333, 149, 31, 40), (17, 3, 2, 40), (20, 8, 9, 20), (64, 1, 7, 3)],
 )
-def test_it_returns_the_exact_top_k_and_denominators_of_random_factors(n_items, dim, m, k):
+def test_it_returns_the_exact_top_k_and_denominators_of_random_factors(n_items, dim, m, k, build):
     rng = np.random.default_rng(n_items + dim)
     items = rng.standard_normal((n_items, dim)).astype(np.float32)
     users = (rng.standard_normal((m, dim)) * 2).astype(np.float32)
@@ -56,7 +66,7 @@ def test_it_returns_the_exact_top_k_and_denominators_of_random_factors(n_items, 
     assert np.all(np.abs(log_norm - lse) <= slack.max(axis=1) + 1e-6 * np.abs(lse))
 
 
-def test_denominators_survive_rows_that_would_overflow_or_underflow_float32():
+def test_denominators_survive_rows_that_would_overflow_or_underflow_float32(build):
     rng = np.random.default_rng(3)
     items = rng.standard_normal((3000, 4)).astype(np.float32)
     users = rng.standard_normal((5, 4)).astype(np.float32)
@@ -72,7 +82,7 @@ def test_denominators_survive_rows_that_would_overflow_or_underflow_float32():
     assert log_norm[2] == pytest.approx(np.log(3000), abs=1e-6)
 
 
-def test_exact_ties_are_broken_by_the_lower_item_index():
+def test_exact_ties_are_broken_by_the_lower_item_index(build):
     rng = np.random.default_rng(5)
     distinct = rng.standard_normal((7, 16)).astype(np.float32)
     items = distinct[rng.integers(0, 7, 500)]  # 500 items, 7 distinct scores per user: ties everywhere
@@ -87,7 +97,7 @@ def test_exact_ties_are_broken_by_the_lower_item_index():
     assert top[3].tolist() == list(range(60))
 
 
-def test_exclusions_blocked_items_and_masks_are_never_returned_and_do_not_shorten_lists():
+def test_exclusions_blocked_items_and_masks_are_never_returned_and_do_not_shorten_lists(build):
     rng = np.random.default_rng(7)
     n_items, dim, m, k = 2000, 24, 40, 30
     items = rng.standard_normal((n_items, dim)).astype(np.float32)
@@ -115,7 +125,7 @@ def test_exclusions_blocked_items_and_masks_are_never_returned_and_do_not_shorte
     assert (counts[7:] == k).all()
 
 
-def test_a_users_results_depend_on_that_user_only(monkeypatch):
+def test_a_users_results_depend_on_that_user_only(monkeypatch, build):
     rng = np.random.default_rng(11)
     items = PackedItems(rng.standard_normal((3001, 40)).astype(np.float32))
     users = rng.standard_normal((300, 40)).astype(np.float32)
@@ -244,7 +254,7 @@ class _Params:
     hidden_dimension, regularization, iterations, random_state = 37, 1.0, 15, 4
 
 
-def test_native_als_reaches_the_loss_of_implicits_own_fit():
+def test_native_als_reaches_the_loss_of_implicits_own_fit(build):
     from implicit.cpu import _als
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
@@ -267,7 +277,7 @@ def test_native_als_reaches_the_loss_of_implicits_own_fit():
     assert als.recalculate_user(np.arange(3), conf[:3]).shape == (3, 37)
 
 
-def test_native_als_gives_the_same_factors_whatever_the_number_of_threads(monkeypatch):
+def test_native_als_gives_the_same_factors_whatever_the_number_of_threads(monkeypatch, build):
     from engine.recipes import base
 
     conf = _confidences(seed=1)
