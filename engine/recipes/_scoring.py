@@ -1,9 +1,14 @@
-"""Shared numeric kernels of the recommend hot path: a bounded-memory top-k and the row softmax sums.
+"""Shared numeric kernels of the recommend hot path.
 
-The top-k is implicit's C++ ``select`` (a per-row bounded heap, O(n log k)), run in parallel over batches
-of rows by ``implicit.cpu.topk.topk``. That function computes ``query[rows].dot(items.T)`` itself; here the
-scores are already computed (they mix in a sparse part and masks), so a query object hands back the
-precomputed rows instead of multiplying.
+:func:`fused_top_k` is the relevance path: factor products, sparse additions, exclusions, masks, softmax
+denominators and a running top-k in one pass over cache-sized tiles (the native code is fused_top_k.h),
+never holding a users x items score matrix.
+
+:func:`top_k_rows` and :func:`row_exp_sums` work on a score block already in memory (recommend with
+exploration, segments). The top-k is implicit's C++ ``select`` (a per-row bounded heap, O(n log k)), run in
+parallel over batches of rows by ``implicit.cpu.topk.topk``. That function computes
+``query[rows].dot(items.T)`` itself; here the scores are already computed (they mix in a sparse part and
+masks), so a query object hands back the precomputed rows instead of multiplying.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["n_threads", "row_exp_sums", "scratch", "top_k_rows"]
+__all__ = ["PackedItems", "fused_top_k", "n_threads", "row_exp_sums", "scratch", "thread_pool", "top_k_rows"]
 
 _POOL: ThreadPoolExecutor | None = None
 # Elements of one exp slice: its float32 copy (1 MB) stays in the core's L2 while it is summed.
