@@ -99,16 +99,21 @@ def compare_with_reference(artifact: Path, input_bytes: bytes, output: bytes, nu
     import io
 
     import numpy as np
+    from scipy.special import logsumexp
 
     from engine.artifacts import load_model
     from engine.batch import run_batch
 
     model = load_model(artifact)
 
-    def product_then_top_k(urows, k, blocked, allowed=None):
-        return model._top_scored(urows, k, np.flatnonzero(blocked), None, 0.0, allowed)
+    def product_logits(urows):  # The model has no sequence part.
+        return np.matmul(model._scaled_users(urows), model._scoring_state()["items"].T)
 
-    model._top_relevant = product_then_top_k
+    model._block_logits = product_logits
+    model._log_normalizers = lambda urows: logsumexp(product_logits(urows).astype(np.float64), axis=1)
+    model._top_relevant = lambda urows, k, blocked, allowed=None: model._top_scored(
+        urows, k, np.flatnonzero(blocked), None, 0.0, allowed
+    )
     reference = io.BytesIO()
     run_batch(model, io.BytesIO(input_bytes), reference, num_results=num_results, input_kind="userId")
     rounding = 1e-5  # relative: a float32 logit of magnitude up to ~50 carries about 3e-6 of rounding

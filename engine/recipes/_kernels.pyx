@@ -28,6 +28,7 @@ cdef extern from "fused_top_k.h" nogil:
         float *top_val
         int64_t *top_count
         double *log_norm
+        float *scores
 
     int fk_run(const fk_job *job, int64_t row0, int64_t row1)
     const char *fk_variant()
@@ -79,11 +80,13 @@ def score_rows(
     float[:, ::1] top_val,
     int64_t[::1] top_count,
     double[::1] log_norm,
+    float[:, ::1] scores,
     int64_t row0,
     int64_t row1,
 ):
     """Score rows ``[row0, row1)``: their top ``top_idx.shape[1]`` items and, when ``log_norm`` is given,
-    their softmax denominators. Optional arrays are None; the caller has checked shapes and ranges."""
+    their softmax denominators, and when ``scores`` is given, every score. Optional arrays are None; the
+    caller has checked shapes and ranges."""
     cdef fk_job job
     job.users = &users[0, 0]
     job.packed = &packed[0]
@@ -111,6 +114,7 @@ def score_rows(
     job.top_val = &top_val[0, 0] if job.k else NULL
     job.top_count = &top_count[0]
     job.log_norm = &log_norm[0] if log_norm is not None else NULL
+    job.scores = &scores[0, 0] if scores is not None else NULL
     cdef int status
     with nogil:
         status = fk_run(&job, row0, row1)

@@ -4,11 +4,11 @@
 denominators and a running top-k in one pass over cache-sized tiles (the native code is fused_top_k.h),
 never holding a users x items score matrix.
 
-:func:`top_k_rows` and :func:`row_exp_sums` work on a score block already in memory (recommend with
-exploration, segments). The top-k is implicit's C++ ``select`` (a per-row bounded heap, O(n log k)), run in
-parallel over batches of rows by ``implicit.cpu.topk.topk``. That function computes
-``query[rows].dot(items.T)`` itself; here the scores are already computed (they mix in a sparse part and
-masks), so a query object hands back the precomputed rows instead of multiplying.
+:func:`top_k_rows` works on a score block already in memory (recommend with exploration, segments). It is
+implicit's C++ ``select`` (a per-row bounded heap, O(n log k)), run in parallel over batches of rows by
+``implicit.cpu.topk.topk``. That function computes ``query[rows].dot(items.T)`` itself; here the scores are
+already computed (they mix in a sparse part and masks), so a query object hands back the precomputed rows
+instead of multiplying.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["PackedItems", "fused_top_k", "n_threads", "row_exp_sums", "scratch", "thread_pool", "top_k_rows"]
+__all__ = ["PackedItems", "fused_top_k", "n_threads", "scratch", "thread_pool", "top_k_rows"]
 
 _POOL: ThreadPoolExecutor | None = None
-# Elements of one exp slice: its float32 copy (1 MB) stays in the core's L2 while it is summed.
-_EXP_SLICE_ELEMENTS = 1 << 18
-# exp(x) is taken without subtracting the row's max when a lower bound of that max (the max of the
-# first few entries) lies in here: no term that matters underflows (an underflowed term is below
-# e^-87, the row's largest above e^-40), and a row that overflows float32 shows as an infinite sum
-# and is done again with its max subtracted.
-_UNSHIFTED_FLOOR_RANGE = (-40.0, 80.0)
-_FLOOR_SAMPLE = 64
 _SCRATCH = threading.local()
 
 
@@ -66,49 +58,6 @@ def scratch(shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
     if buf is None or buf.dtype != np.dtype(dtype) or buf.size < size:
         buf = _SCRATCH.buf = np.empty(size, dtype)
     return buf[:size].reshape(shape)
-
-
-def row_exp_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``shift`` and ``sum(exp(x - shift))`` (float64): the softmax denominators.
-
-    ``shift`` is 0 where exp of the row itself is safe, else the row's max. That saves two passes over
-    the block (a max and a subtraction) on almost every row: the exps go into a per-thread buffer
-    that fits the L2 cache and are summed there (float32 pairwise summation: its error, about 1e-7
-    relative, is below that of the float32 logits themselves), on the kernel threads (numpy releases
-    the GIL). How a row goes and its result depend only on that row, so results do not depend on how
-    rows are batched.
-    """
-    n_rows, n_cols = x.shape
-    shift = np.zeros(n_rows, np.float64)
-    sums = np.zeros(n_rows, np.float64)
-    if n_rows == 0 or n_cols == 0:
-        return shift, sums
-    step = max(1, _EXP_SLICE_ELEMENTS // n_cols)
-    low, high = _UNSHIFTED_FLOOR_RANGE
-
-    def part(first: int, stop: int) -> None:
-        buf = np.empty((min(step, stop - first), n_cols), x.dtype)
-        for start in range(first, stop, step):
-            end = min(stop, start + step)
-            rows, exps = x[start:end], buf[: end - start]
-            floor = rows[:, :_FLOOR_SAMPLE].max(axis=1)
-            with np.errstate(over="ignore"):  # An overflowing row is done again, shifted.
-                np.exp(rows, out=exps)
-                part_sums = exps.sum(axis=1)
-            redo = ~((floor >= low) & (floor <= high) & np.isfinite(part_sums))
-            if redo.any():
-                top = rows[redo].max(axis=1)
-                part_sums[redo] = np.exp(rows[redo] - top[:, None]).sum(axis=1)
-                shift[start:end][redo] = top
-            sums[start:end] = part_sums
-
-    pool = thread_pool()
-    if pool is None or n_rows < 2 * step:
-        part(0, n_rows)
-    else:
-        bounds = np.linspace(0, n_rows, n_threads() + 1).astype(int)
-        list(pool.map(part, bounds[:-1], bounds[1:]))
-    return shift, sums
 
 
 class _Rows:
@@ -197,6 +146,7 @@ def fused_top_k(
     blocked: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
     log_normalizers: bool = True,
+    scores_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Each user's ``k`` best items by score ``users[u] . items[j] (+ additions[u, j])``, and optionally
     ``log(sum_j exp(score))``, without ever holding a users x items score matrix.
@@ -220,6 +170,8 @@ def fused_top_k(
         Per user, the only items that may be returned.
     log_normalizers : bool, default True
         Also compute each user's softmax denominator over the whole catalogue (excluded items count).
+    scores_out : ndarray of float32, shape (m, n_items), optional
+        Receives every score (C-contiguous), for callers that need the whole rows.
 
     Returns
     -------
@@ -239,7 +191,11 @@ def fused_top_k(
     scores = np.full((m, k), -np.inf, np.float32)
     counts = np.zeros(m, np.int64)
     log_norm = np.full(m, -np.inf, np.float64) if log_normalizers else None
-    if m == 0 or items.n_items == 0 or (k == 0 and not log_normalizers):
+    if scores_out is not None and (
+        scores_out.shape != (m, items.n_items) or scores_out.dtype != np.float32 or not scores_out.flags.c_contiguous
+    ):
+        raise ValueError(f"scores_out must be a C-contiguous float32 array of shape ({m}, {items.n_items})")
+    if m == 0 or items.n_items == 0 or (k == 0 and not log_normalizers and scores_out is None):
         return top, scores, counts, log_norm
     add = _csr_arguments(additions, m, items.n_items, np.int32, np.float32)
     excl = _csr_arguments(excluded, m, items.n_items, np.int64, None)
@@ -258,7 +214,7 @@ def fused_top_k(
     def run(row0: int, row1: int) -> None:
         _kernels.score_rows(
             users, items.panels, items.n_items, items.tile_items, add[0], add[1], add[2], excl[0], excl[1],
-            blocked, allowed, top, scores, counts, log_norm, row0, row1,
+            blocked, allowed, top, scores, counts, log_norm, scores_out, row0, row1,
         )
 
     pool = thread_pool()

@@ -43,6 +43,7 @@ typedef struct {
     float *top_val;              /* n_rows x k, the scores of top_idx */
     int64_t *top_count;          /* n_rows: how many of the k slots hold an item */
     double *log_norm;            /* n_rows: log(sum(exp(score))) over the catalogue (or NULL) */
+    float *scores;               /* n_rows x n_items: every score, written out (or NULL) */
 } fk_job;
 
 /* ------------------------------------------------------------------ running top-k (scalar) */
@@ -181,6 +182,7 @@ static inline __attribute__((always_inline)) void fk_row(const fk_job *job, int6
             st->add_at++;
         }
     }
+    if (job->scores) memcpy(job->scores + row * job->n_items + j0, x, n * sizeof(float));
     int64_t n_padded = (n + FK_NR - 1) / FK_NR * FK_NR;
     fk_v8 m0 = fk_splat(-INFINITY), m1 = m0;
     for (int64_t j = 0; j < n_padded; j += FK_NR) {

@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
-from engine.recipes._scoring import PackedItems, fused_top_k, row_exp_sums, scratch, top_k_rows
+from engine.recipes._scoring import PackedItems, fused_top_k, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
 
@@ -440,29 +440,26 @@ class UserPersonalization(RecommenderModel):
         return state
 
     def _block_logits(self, urows: np.ndarray) -> np.ndarray:
-        """The float32 logits of known users over the catalogue, up to a per-user constant: one matrix
-        product for the block, in this thread's scratch buffer (valid until its next use).
+        """The float32 logits of known users over the catalogue, up to a per-user constant, written out by
+        the fused kernel into this thread's scratch buffer (valid until its next use).
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
         next_j``: the standardisations are affine, and their means and deviations come from the factors
         (for the ALS part) and from the sparse ``next`` row (whose zeros are most of the catalogue). The
         constant ``beta`` changes neither the order nor the softmax, so the block is a float32 product of
-        the scaled user factors with the item factors plus a sparse correction. Every row is computed
-        alone (no reduction across users), so a user's result does not depend on the other users of the
-        block: outputs do not depend on chunking or sharding.
+        the scaled user factors with the item factors plus a sparse correction. The kernel sums every
+        score in one order whatever the block, so a user's logits do not depend on the other users of the
+        block: outputs do not depend on chunking or sharding, and they are the relevance path's own.
         """
-        state = self._scoring_state()
-        n_items = len(state["items"])
-        scaled = self._scaled_users(urows)
-        if len(scaled) == 1:
-            # A one-row product would go through gemv, which sums in another order than gemm.
-            logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
-        else:
-            logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
-        additions = self._sequence_additions(urows)
-        if additions is not None:
-            indptr, indices, values = additions
-            logits[np.repeat(np.arange(len(urows)), np.diff(indptr)), indices] += values
+        logits = scratch((len(urows), len(self.item_map_)))
+        fused_top_k(
+            self._scaled_users(urows),
+            self._scoring_state()["packed"],
+            0,
+            additions=self._sequence_additions(urows),
+            log_normalizers=False,
+            scores_out=logits,
+        )
         return logits
 
     def _scaled_users(self, urows: np.ndarray) -> np.ndarray:
@@ -495,6 +492,14 @@ class UserPersonalization(RecommenderModel):
         gamma = np.divide(weight, sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12)
         return nxt.indptr.astype(np.int64), nxt.indices.astype(np.int32), (gamma[rows] * nxt.data).astype(np.float32)
 
+    def _log_normalizers(self, urows: np.ndarray) -> np.ndarray:
+        """Each user's softmax denominator (as a log) from the fused kernel: summed in an order fixed per
+        user, so the same whatever block or shard the user comes in."""
+        _, _, _, log_norm = fused_top_k(
+            self._scaled_users(urows), self._scoring_state()["packed"], 0, additions=self._sequence_additions(urows)
+        )
+        return log_norm
+
     def _top_relevant(self, urows, k: int, blocked: np.ndarray, allowed=None):
         """Top-k items and their softmax scores for known users, by relevance alone: one pass of the fused
         kernel, which adds the sequence part, leaves out blocked, seen and filtered items, and computes each
@@ -521,9 +526,9 @@ class UserPersonalization(RecommenderModel):
     def _top_scored(self, urows, k: int, blocked_cols, bonus, exploration_weight: float, allowed=None):
         """Top-k items and their softmax scores for known users, from one logits block (see
         :meth:`_block_logits`) and the users' softmax denominators."""
-        logits = self._block_logits(urows)
         stored = getattr(self, "log_normalizers_", None)
-        log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(logits)
+        log_norm = stored[urows] if stored is not None else self._log_normalizers(urows)
+        logits = self._block_logits(urows)
         if bonus is None:
             key = logits
         else:
@@ -612,11 +617,6 @@ class UserPersonalization(RecommenderModel):
         c = self.seen_indices_[np.repeat(starts, lengths) + offsets]
         return r, c
 
-
-
-def _log_sum_exp_rows(logits: np.ndarray) -> np.ndarray:
-    shift, sums = row_exp_sums(logits)
-    return shift + np.log(sums)
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

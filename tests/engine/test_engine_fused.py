@@ -7,7 +7,7 @@ import pytest
 from engine.batch import format_score
 from engine.recipes import UserPersonalization, _scoring
 from engine.recipes._scoring import PackedItems, fused_top_k
-from tests.engine.support import block_rows, make_interactions
+from tests.engine.support import block_rows, make_interactions, product_then_top_k
 
 # float32 rounding of a score summed over `dim` products, relative to sum(|u_f v_f|) (with room to spare).
 _ROUNDING = 2.0**-24 * 4
@@ -166,13 +166,9 @@ def test_bad_arguments_are_refused_before_reaching_native_code():
 
 def _todays_path(model, users, k, allowed=None):
     """The relevance path as it was: a float32 product per block, masks, implicit's top-k, softmax."""
-    rows = model.user_map_.index(users)
-    blocked_cols = np.flatnonzero(~model.trained_items_)
-    top, scores, valid = model._top_scored(rows, k, blocked_cols, None, 0.0, allowed)
-    ids = model.item_map_.ids
-    return [ids[t[v]].tolist() for t, v in zip(top, valid, strict=True)], [
-        s[v].tolist() for s, v in zip(scores, valid, strict=True)
-    ]
+    import copy
+
+    return product_then_top_k(copy.copy(model)).recommend(users, k, allowed=allowed)
 
 
 def _assert_same_as_todays(model, new, old):

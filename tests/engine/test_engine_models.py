@@ -2,6 +2,7 @@ import io
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 from engine.artifacts import ArtifactError, file_checksum, load_model, save_model
 from engine.batch import run_batch
@@ -18,7 +19,6 @@ from engine.recipes import (
     validate_exploration_config,
     validate_hyperparameters,
 )
-from engine.recipes.user_personalization import _log_sum_exp_rows
 from tests.engine.support import block_rows, make_interactions
 
 ALL_ITEMS = 20
@@ -229,9 +229,9 @@ def test_model_files_with_denominators_stored_by_earlier_versions_give_the_same_
     users = ["a1", "b2", "nobody", "b7"]
     fresh = _batch_output(model), model.recommend(users, 6, exploration_weight=0.5, seed=3)
 
-    # Earlier versions stored every user's log-denominator, computed as recommend with exploration does.
+    # Earlier versions stored every user's log-denominator over a block of float32 logits.
     all_users = np.arange(len(model.user_map_))
-    model.log_normalizers_ = _log_sum_exp_rows(model._block_logits(all_users).astype(np.float32))
+    model.log_normalizers_ = logsumexp(model._block_logits(all_users).astype(np.float64), axis=1)
     older = tmp_path / "older.npz"
     save_model(model, older)
     loaded = load_model(older)
