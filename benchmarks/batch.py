@@ -1,17 +1,21 @@
 """Batch inference speed, memory and scale-out, measured in one run.
 
-Builds a UserPersonalization artifact with random factors (100,000 items, 1,000,000 users, 64 factors) and,
-as training's last step does, every user's softmax denominator; a 200,000-line input, a temporary DATA_DIR
-(SQLite) and a private redis-server on a unix socket; then prints:
+Builds a UserPersonalization artifact with random factors (100,000 items, 1,000,000 users, 64 factors), as
+training writes it (no stored softmax denominators: jobs compute them); a 200,000-line input, a temporary
+DATA_DIR (SQLite) and a private redis-server on a unix socket; then prints, measured in this one run:
 
-(a) the kernel alone: float32 matrix product + implicit's C++ top-k on the same factors, users/s;
-(b) our job end to end through a real `manage.py rqworker batch`, users/s, and (b)/(a);
+(a) the reference kernel alone, the hot path before the fused kernel: float32 matrix product + implicit's
+    C++ top-k on the same factors, users/s; and the bare float32 matrix product at 2,048 users x the
+    catalogue, users/s (the arithmetic limit of any exact scorer);
+(b) our job end to end through a real `manage.py rqworker batch`, users/s, over each of (a);
 (c) the worker's peak RSS and the model's size;
 (d) two workers against one, each limited to one BLAS/OpenMP thread (the job is sharded);
-(e) submit-to-ACTIVE latency of a 1,000-line job on a warm worker, median of 10.
+(e) submit-to-ACTIVE latency of a 1,000-line job on a warm worker, median of 10;
+(f) the job's output against the path it replaced (a product per block, implicit's top-k, the softmax) on
+    the same input: identical lines, and lines that differ only between scores equal to float32 rounding.
 
 The last line is a JSON object (``two_worker_speedup`` is null with --skip-scale). Usage:
-.venv/bin/python benchmarks/batch.py [--lines N] [--users N] [--items N] [--skip-scale]
+.venv/bin/python benchmarks/batch.py [--lines N] [--users N] [--items N] [--skip-scale] [--compare-lines N]
 """
 
 import argparse
@@ -59,14 +63,11 @@ def build_model(n_users: int, n_items: int, factors: int, path: Path) -> None:
     model.query_indptr_ = np.zeros(n_users + 1, np.int64)
     model.query_indices_ = np.zeros(0, np.int32)
     model.query_weights_ = np.zeros(0, np.float64)
-    started = time.perf_counter()
-    model._fit_log_normalizers()  # The last step of fit(): every user's softmax denominator.
-    seconds = time.perf_counter() - started
-    print(f"training's softmax denominators for {n_users:,} users: {seconds:.0f} s", flush=True)
     save_model(model, path)
 
 
-def kernel_users_per_s(artifact: Path, users: "list[str]", k: int) -> float:
+def kernel_users_per_s(artifact: Path, users: "list[str]", k: int) -> tuple[float, float]:
+    """The reference kernel (product + implicit's top-k) and the bare product at 2,048 users per call."""
     import numpy as np
     from implicit.cpu.topk import topk
 
@@ -78,7 +79,56 @@ def kernel_users_per_s(artifact: Path, users: "list[str]", k: int) -> float:
     items = np.ascontiguousarray(model.item_factors_)
     started = time.perf_counter()
     topk(items, q, k)
-    return len(q) / (time.perf_counter() - started)
+    kernel = len(q) / (time.perf_counter() - started)
+    block = 2048
+    out = np.empty((block, len(items)), np.float32)
+    np.matmul(q[:block], items.T, out=out[: len(q[:block])])  # The output's pages, mapped once.
+    started = time.perf_counter()
+    for start in range(0, len(q) - block + 1, block):
+        np.matmul(q[start : start + block], items.T, out=out)
+    gemm = (len(q) // block * block) / (time.perf_counter() - started)
+    return kernel, gemm
+
+
+def compare_with_reference(artifact: Path, input_bytes: bytes, output: bytes, num_results: int) -> dict:
+    """The job's output against the path it replaced, run here on the same model and input.
+
+    A line may differ only where two of its items' scores are equal within float32 rounding (their order,
+    or which of them takes the last place) or where a written score's last digit moves by that rounding.
+    """
+    import io
+
+    import numpy as np
+    from scipy.special import logsumexp
+
+    from engine.artifacts import load_model
+    from engine.batch import run_batch
+
+    model = load_model(artifact)
+
+    def product_logits(urows):  # The model has no sequence part.
+        return np.matmul(model._scaled_users(urows), model._scoring_state()["items"].T)
+
+    model._block_logits = product_logits
+    model._log_normalizers = lambda urows: logsumexp(product_logits(urows).astype(np.float64), axis=1)
+    model._top_relevant = model._top_by_product
+    reference = io.BytesIO()
+    run_batch(model, io.BytesIO(input_bytes), reference, num_results=num_results, input_kind="userId")
+    rounding = 1e-5  # relative: a float32 logit of magnitude up to ~50 carries about 3e-6 of rounding
+    counts = {"lines": 0, "identical": 0, "within_float32_rounding": 0, "different": 0}
+    for ours, theirs in zip(output.splitlines(), reference.getvalue().splitlines(), strict=True):
+        counts["lines"] += 1
+        if ours == theirs:
+            counts["identical"] += 1
+            continue
+        a, b = json.loads(ours)["output"], json.loads(theirs)["output"]
+        close = len(a["recommendedItems"]) == len(b["recommendedItems"]) and all(
+            (ia == ib or abs(sa - sb) <= rounding * max(sa, sb)) and abs(sa - sb) <= rounding * max(sa, sb) + 1e-7
+            for ia, ib, sa, sb in zip(a["recommendedItems"], b["recommendedItems"], a["scores"], b["scores"],
+                                      strict=True)
+        )
+        counts["within_float32_rounding" if close else "different"] += 1
+    return counts
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -98,6 +148,7 @@ def main() -> None:
     parser.add_argument("--scale-lines", type=int, default=0, help="input lines of (d); default --lines")
     parser.add_argument("--num-results", type=int, default=25)
     parser.add_argument("--skip-scale", action="store_true", help="leave out (d), the slowest part")
+    parser.add_argument("--compare-lines", type=int, default=None, help="lines of (f); default all of --lines")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -149,7 +200,8 @@ def main() -> None:
         rng = np.random.default_rng(1)
         users = [f"u{i:07d}" for i in rng.integers(0, args.users, args.lines)]
         storage = object_storage()
-        storage.write_bytes("s3://bench/in/big.json", "".join(f'{{"userId": "{u}"}}\n' for u in users).encode())
+        big = "".join(f'{{"userId": "{u}"}}\n' for u in users).encode()
+        storage.write_bytes("s3://bench/in/big.json", big)
         small = "".join(f'{{"userId": "{u}"}}\n' for u in users[:1000]).encode()
         storage.write_bytes("s3://bench/in/small.json", small)
         scale_lines = args.scale_lines or args.lines
@@ -159,7 +211,7 @@ def main() -> None:
         settings.MAX_ACTIVE_BATCH_JOBS = 1000
         counter = iter(range(10**6))
 
-        def run_jobs(input_uris: "list[str]", wait_s: float = 3600) -> None:
+        def run_jobs(input_uris: "list[str]", wait_s: float = 3600) -> "list[BatchInferenceJob]":
             """Submit the jobs at once and wait for all of them."""
             jobs = [
                 BatchInferenceJob.create_validated(
@@ -180,11 +232,16 @@ def main() -> None:
                     time.sleep(0.01)
                 if job.status != Status.ACTIVE:
                     raise SystemExit(f"job failed: {job.failure_reason}")
+            return jobs
+
+        last_output = {}
 
         def run_job(input_uri: str) -> float:
             started = time.perf_counter()
-            run_jobs([input_uri])
-            return time.perf_counter() - started
+            (job,) = run_jobs([input_uri])
+            seconds = time.perf_counter() - started
+            last_output[input_uri] = job.output_path.rstrip("/") + "/" + input_uri.rsplit("/", 1)[1] + ".out"
+            return seconds
 
         def start_workers(n: int, extra: dict) -> None:
             for _ in range(n):
@@ -201,20 +258,31 @@ def main() -> None:
                 w.wait(timeout=60)
             workers.clear()
 
-        kernel = kernel_users_per_s(artifact, users, args.num_results)
-        print(f"(a) kernel (float32 product + implicit top-k): {kernel:,.0f} users/s", flush=True)
+        kernel, gemm = kernel_users_per_s(artifact, users, args.num_results)
+        print(f"(a) reference kernel (float32 product + implicit top-k): {kernel:,.0f} users/s; "
+              f"bare float32 product, 2,048 users per call: {gemm:,.0f} users/s", flush=True)
 
         start_workers(1, {})
         run_job("s3://bench/in/small.json")  # Warms the worker's model cache.
         seconds = run_job("s3://bench/in/big.json")
         e2e = args.lines / seconds
-        print(f"(b) end to end through one worker: {e2e:,.0f} users/s; (b)/(a) = {e2e / kernel:.2f}", flush=True)
+        print(f"(b) end to end through one worker: {e2e:,.0f} users/s; over the reference kernel "
+              f"{e2e / kernel:.2f}, over the bare product {e2e / gemm:.2f}", flush=True)
         latencies = [run_job("s3://bench/in/small.json") for _ in range(10)]
         p50 = statistics.median(latencies)
         print(f"(e) submit-to-ACTIVE of a 1,000-line job, warm worker: median {p50:.3f} s of 10", flush=True)
         rss = peak_rss_mb(workers[0].pid)
         print(f"(c) worker peak RSS {rss:,.0f} MB; model {model_mb:,.0f} MB; over the model {rss - model_mb:,.0f} MB")
         stop_workers()
+
+        compare_lines = args.lines if args.compare_lines is None else min(args.lines, args.compare_lines)
+        ours = storage.read_bytes(last_output["s3://bench/in/big.json"])
+        cut = len(b"".join(big.splitlines(keepends=True)[:compare_lines]))
+        output_cut = len(b"".join(ours.splitlines(keepends=True)[:compare_lines]))
+        comparison = compare_with_reference(artifact, big[:cut], ours[:output_cut], args.num_results)
+        print(f"(f) against the replaced path on {comparison['lines']:,} lines: {comparison['identical']:,} identical, "
+              f"{comparison['within_float32_rounding']:,} differing only within float32 rounding, "
+              f"{comparison['different']:,} otherwise", flush=True)
 
         speedup = None
         if not args.skip_scale:
@@ -232,8 +300,9 @@ def main() -> None:
             print(f"(d) sharded {scale_lines:,}-line job, 1 BLAS thread per worker: one worker {times[1]:.1f} s, "
                   f"two workers {times[2]:.1f} s, speed-up {speedup:.2f}x", flush=True)
         print(json.dumps({
-            "kernel_users_per_s": round(kernel), "end_to_end_users_per_s": round(e2e),
-            "end_to_end_over_kernel": round(e2e / kernel, 3),
+            "kernel_users_per_s": round(kernel), "gemm_users_per_s": round(gemm), "end_to_end_users_per_s": round(e2e),
+            "end_to_end_over_kernel": round(e2e / kernel, 3), "end_to_end_over_gemm": round(e2e / gemm, 3),
+            "compared_with_replaced_path": comparison,
             "two_worker_speedup": speedup and round(speedup, 3),
             "small_job_latency_p50_s": round(p50, 3), "peak_rss_mb": round(rss), "model_mb": round(model_mb),
             "lines": args.lines, "users": args.users, "items": args.items, "factors": args.factors,

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from engine.datasets import IdMap, Interactions, Items, Users, interaction_matrix
+from engine.recipes._scoring import n_threads
 
 __all__ = ["NotFittedError", "RecommenderModel"]
 
@@ -235,23 +237,77 @@ class RecommenderModel(ABC):
 
 
 def fit_als(model, conf) -> tuple[np.ndarray, np.ndarray, Any]:
-    """implicit's ALS on a user x item confidence matrix, with the model's ``hidden_dimension``,
-    ``regularization``, ``iterations`` and ``random_state``: user factors, item factors, the fitted ALS.
+    """Implicit ALS on a user x item confidence matrix, with the model's ``hidden_dimension``,
+    ``regularization``, ``iterations`` and ``random_state``: user factors, item factors, and an implicit
+    ``AlternatingLeastSquares`` holding them (its ``recalculate_user`` solves further users exactly).
 
-    Single-threaded BLAS and one ALS thread keep sums in a fixed order, so two fits give identical
-    factors (and implicit does not warn about oversubscription).
+    The algorithm is implicit's ``least_squares_cg`` (three conjugate-gradient steps per row and sweep,
+    from the previous factors; factors initialised uniform in [0, 0.01) from ``random_state``), run by
+    the engine's native sweep (als_cg.h): it does the same arithmetic in a fraction of the time, because
+    each row's products run as vector loops instead of a BLAS call per interaction. Rows are solved on
+    their own and every sum runs in a fixed order, so the factors are identical whatever the number of
+    threads; the Gram matrices are single-threaded BLAS products for the same reason.
     """
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
+    factors = int(model.hidden_dimension)
+    regularization = float(model.regularization)
+    user_items = sp.csr_matrix(conf, dtype=np.float32)
+    user_items.sort_indices()
+    item_users = user_items.T.tocsr()
+    rng = np.random.default_rng(int(model.random_state))
+    x = _padded_factors(rng.random((user_items.shape[0], factors), dtype=np.float32) * 0.01)
+    y = _padded_factors(rng.random((user_items.shape[1], factors), dtype=np.float32) * 0.01)
     with threadpool_limits(1, "blas"):
+        for _ in range(int(model.iterations)):
+            _als_half_sweep(user_items, x, y, regularization, factors)
+            _als_half_sweep(item_users, y, x, regularization, factors)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise ValueError("ALS diverged (non-finite factors); try a larger regularization")
         als = AlternatingLeastSquares(
-            factors=int(model.hidden_dimension),
-            regularization=float(model.regularization),
-            alpha=1.0,
-            iterations=int(model.iterations),
-            num_threads=1,
-            random_state=int(model.random_state),
+            factors=factors, regularization=regularization, alpha=1.0, iterations=int(model.iterations),
+            num_threads=n_threads(), random_state=int(model.random_state),
         )
-        als.fit(conf, show_progress=False)
-    return np.asarray(als.user_factors), np.asarray(als.item_factors), als
+        als.user_factors = np.ascontiguousarray(x[:, :factors])
+        als.item_factors = np.ascontiguousarray(y[:, :factors])
+    return als.user_factors, als.item_factors, als
+
+
+# ALS rows per task of the thread pool (rows differ in length: many small tasks balance the threads).
+_ALS_ROWS_PER_PART = 2048
+
+
+def _padded_factors(factors: np.ndarray) -> np.ndarray:
+    """Factors with zero columns up to a multiple of 8, the native sweep's vector width."""
+    n, f = factors.shape
+    out = np.zeros((n, -(-f // 8) * 8), np.float32)
+    out[:, :f] = factors
+    return out
+
+
+def _als_half_sweep(rows: sp.csr_matrix, x: np.ndarray, y: np.ndarray, regularization: float, factors: int) -> None:
+    """Update every row of ``x`` against fixed ``y`` (one half of an ALS iteration), on the kernel threads."""
+    from engine.recipes import _kernels
+    from engine.recipes._scoring import thread_pool
+
+    gram = np.dot(y.T, y)
+    gram[np.arange(factors), np.arange(factors)] += np.float32(regularization)
+    indptr = rows.indptr.astype(np.int64)
+    indices = rows.indices.astype(np.int32)
+    data = rows.data.astype(np.float32)
+
+    def run(row0: int, row1: int) -> None:
+        _kernels.als_rows(indptr, indices, data, x, y, gram, _ALS_CG_STEPS, row0, row1)
+
+    n = len(x)
+    bounds = list(range(0, n, _ALS_ROWS_PER_PART)) + [n]
+    pool = thread_pool()
+    if pool is None:
+        run(0, n)
+    else:
+        list(pool.map(run, bounds[:-1], bounds[1:]))
+
+
+# Conjugate-gradient steps per row and half-sweep: implicit's default.
+_ALS_CG_STEPS = 3

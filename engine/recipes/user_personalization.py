@@ -17,7 +17,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
-from engine.recipes._scoring import row_exp_sums, scratch, top_k_rows
+from engine.recipes._scoring import PackedItems, fused_top_k, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
 from engine.recipes.exploration import SECONDS_PER_DAY, TopK, explore, user_keys, young_items
@@ -30,7 +30,7 @@ REPEAT_THRESHOLD = 0.05
 
 # Upper bound on the logits block held in memory during recommend (elements).
 _BLOCK_ELEMENTS = 1 << 22
-# Upper bound on the float32 score block of the recommend hot path (elements; 128 MB, one per worker
+# Upper bound on the float32 score block of recommend with exploration (elements; 128 MB, one per worker
 # thread, reused). Measured with benchmarks/batch.py: half of it costs 64 MB less RSS but 15% of the speed.
 _SCORE_BLOCK_ELEMENTS = 1 << 25
 #: Share of each aws-hrnn-coldstart list given to cold items (the recipe has no weight to set it).
@@ -39,6 +39,10 @@ COLD_START_SHARE = 0.2
 #: about one or two interactions' worth (an interaction's confidence is 1 + 20 x its recency weight). On
 #: ML-100k users reduced to 3 interactions, NDCG@10 0.029 (no pull) -> 0.036; 10 and 100 did less.
 METADATA_PRIOR_STRENGTH = 30.0
+# Users per call of the fused kernel on the relevance path: bounds the sparse sequence part held at once.
+_RELEVANCE_BLOCK_USERS = 4096
+# Items per float64 slice when summing the item factors' mean and Gram matrix.
+_GRAM_SLICE_ITEMS = 16384
 # Upper bound on the stored neighbour entries (item-to-item matrix), whatever the catalogue size.
 _MAX_NEIGHBOUR_ENTRIES = 30_000_000
 
@@ -57,7 +61,10 @@ class UserPersonalization(RecommenderModel):
       history (forward 1/d, backward 0.5/d at distance d), divided by ``sqrt(pop_i * pop_j)`` and
       pruned to the ``neighbours`` strongest per item.
 
-    Scores are ``softmax(temperature_ * logits)`` over the whole catalogue.
+    Scores are ``softmax(temperature_ * logits)`` over the whole catalogue. Without exploration,
+    recommend scores, normalises and selects in one pass of the fused kernel
+    (:func:`engine.recipes._scoring.fused_top_k`): each user's softmax denominator is computed there,
+    beside the top-k, so training does not compute one for every user.
 
     Parameters
     ----------
@@ -105,8 +112,9 @@ class UserPersonalization(RecommenderModel):
     query_indptr_, query_indices_, query_weights_ : ndarray
         CSR user x item matrix: each user's last ``bptt`` items with their recency weights.
     log_normalizers_ : ndarray of float64 or None
-        Each user's softmax denominator over the catalogue, as a log; None for models saved before it
-        was stored (recommend then computes it).
+        Each user's softmax denominator over the catalogue, as a log, in model files written by earlier
+        versions (which computed it at training); recommend with exploration uses it when present. None
+        for models trained now: the fused kernel computes the denominators per job, beside the top-k.
     """
 
     recipe_arn = get_recipe("aws-user-personalization").arn
@@ -127,7 +135,7 @@ class UserPersonalization(RecommenderModel):
         "query_indices_",
         "query_weights_",
     )
-    # Models saved before the denominators were stored compute them per job instead.
+    # Written by earlier versions, which computed the softmax denominators at training.
     _optional_array_names = ("log_normalizers_",)
 
     def __init__(
@@ -221,12 +229,11 @@ class UserPersonalization(RecommenderModel):
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
         self._complete_item_factors(items)
-        self._fit_log_normalizers()
+        self.log_normalizers_ = None
         return self
 
     def _complete_item_factors(self, items: Items | None) -> None:
-        """Hook for recipes that give items without interactions factors of their own, before the
-        softmax denominators are computed from the final factors."""
+        """Hook for recipes that give items without interactions factors of their own."""
 
     def _complete_user_factors(self, users: Users | None, conf: sp.csr_matrix) -> None:
         """Hook for recipes that shape users' factors with the Users dataset, before anything is computed
@@ -252,22 +259,29 @@ class UserPersonalization(RecommenderModel):
         # Only users kept by the history-length percentiles shape the item-to-item matrix.
         keep = train[sr]
         sr, sc = sr[keep], sc[keep]
-        total = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+        # Every pair d apart, forward and backward, summed in one sparse build (not one per distance).
+        sources, targets, weights = [], [], []
         for d in range(1, int(self.transition_window) + 1):
             idx = np.flatnonzero(sr[d:] == sr[:-d]) if len(sr) > d else np.empty(0, np.int64)
             a, b = sc[idx], sc[idx + d]
             diff = a != b
             a, b = a[diff], b[diff]
-            fwd = sp.csr_matrix((np.full(len(a), 1.0 / d), (a, b)), shape=(n_items, n_items))
-            bwd = sp.csr_matrix((np.full(len(a), 0.5 / d), (b, a)), shape=(n_items, n_items))
-            total = total + fwd + bwd
+            sources += [a, b]
+            targets += [b, a]
+            weights += [np.full(len(a), 1.0 / d), np.full(len(a), 0.5 / d)]
+        total = sp.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n_items, n_items)
+        )
+        total.sum_duplicates()
         pop = self.item_popularity_.astype(np.float64) + 1.0
-        inv = sp.diags(1.0 / np.sqrt(pop))
-        total = (inv @ total @ inv).tocoo()
+        scale = 1.0 / np.sqrt(pop)
+        r = np.repeat(np.arange(n_items), np.diff(total.indptr))
+        c, v = total.indices, total.data * scale[r] * scale[total.indices]
         k = int(max(1, min(self.neighbours, _MAX_NEIGHBOUR_ENTRIES // max(1, n_items))))
-        # Keep the k strongest entries of each row; ties by column so the result is deterministic.
-        order = np.lexsort((total.col, -total.data, total.row))
-        r, c, v = total.row[order], total.col[order], total.data[order]
+        # Keep the k strongest entries of each row; ties by column so the result is deterministic (the
+        # columns are ascending within each row, and the sort is stable).
+        order = np.lexsort((-v, r))
+        r, c, v = r[order], c[order], v[order]
         starts = np.searchsorted(r, np.arange(n_items))
         rank = np.arange(len(r)) - starts[r]
         sel = rank < k
@@ -388,13 +402,14 @@ class UserPersonalization(RecommenderModel):
 
         known = np.flatnonzero(rows >= 0)
         # Items without interactions have no learned factors: only exploration may surface them.
-        blocked_cols = np.flatnonzero(~self.trained_items_)
-        block = max(1, _SCORE_BLOCK_ELEMENTS // n_items)
+        blocked = ~self.trained_items_
+        columns = None if plan is None else plan[0]
+        # Exploration reads whole score rows (the kernel writes them), so its blocks are smaller.
+        block = _RELEVANCE_BLOCK_USERS if plan is None else max(1, _SCORE_BLOCK_ELEMENTS // n_items)
         for start in range(0, len(known), block):
             pos = known[start : start + block]
             block_allowed = None if allowed is None else allowed[pos]
-            columns = None if plan is None else plan[0]
-            lists, logits, log_norm = self._top_scored(rows[pos], k, blocked_cols, block_allowed, columns)
+            lists, logits, log_norm = self._top_relevant(rows[pos], k, blocked, block_allowed, columns)
             if plan is not None:
                 lists = self._explore_known(rows[pos], lists, logits, log_norm, *plan, seed, keys[pos],
                                             block_allowed)
@@ -456,15 +471,22 @@ class UserPersonalization(RecommenderModel):
         state = getattr(self, "_scoring_cache", None)
         if state is None:
             v = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
-            v64 = v.astype(np.float64)
             n_items = len(v)
             n_users = len(self.query_indptr_) - 1
+            # Per-user mean and mean square of the factor scores u.v_j over all items, from the factors
+            # alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items). Summed in float64
+            # a slice at a time, so no float64 copy of the whole item matrix is held.
+            vsum = np.zeros(v.shape[1])
+            gram = np.zeros((v.shape[1], v.shape[1]))
+            for start in range(0, n_items, _GRAM_SLICE_ITEMS):
+                part = v[start : start + _GRAM_SLICE_ITEMS].astype(np.float64)
+                vsum += part.sum(axis=0)
+                gram += part.T @ part
             state = {
                 "items": v,
-                # Per-user mean and mean square of the factor scores u.v_j over all items, from the
-                # factors alone: mean = u.vbar, mean square = u' G u (k x k work instead of n_items).
-                "vbar": v64.mean(axis=0),
-                "gram": v64.T @ v64 / max(1, n_items),
+                "packed": PackedItems(v),
+                "vbar": vsum / max(1, n_items),
+                "gram": gram / max(1, n_items),
                 "query": sp.csr_matrix(
                     (self.query_weights_, self.query_indices_, self.query_indptr_), shape=(n_users, n_items)
                 ),
@@ -477,82 +499,112 @@ class UserPersonalization(RecommenderModel):
         return state
 
     def _block_logits(self, urows: np.ndarray) -> np.ndarray:
-        """The float32 logits of known users over the catalogue, up to a per-user constant: one matrix
-        product for the block, in this thread's scratch buffer (valid until its next use).
+        """The float32 logits of known users over the catalogue, up to a per-user constant, written out by
+        the fused kernel into this thread's scratch buffer (valid until its next use).
 
         The logits ``T * (z(als) + w * z(next))`` are, per user, ``alpha * (u . v_j) + beta + gamma *
         next_j``: the standardisations are affine, and their means and deviations come from the factors
         (for the ALS part) and from the sparse ``next`` row (whose zeros are most of the catalogue). The
         constant ``beta`` changes neither the order nor the softmax, so the block is a float32 product of
-        the scaled user factors with the item factors plus a sparse correction. Every row is computed
-        alone (no reduction across users), so a user's result does not depend on the other users of the
-        block: outputs do not depend on chunking or sharding.
+        the scaled user factors with the item factors plus a sparse correction. The kernel sums every
+        score in one order whatever the block, so a user's logits do not depend on the other users of the
+        block: outputs do not depend on chunking or sharding, and they are the relevance path's own.
         """
+        logits = scratch((len(urows), len(self.item_map_)))
+        fused_top_k(
+            self._scaled_users(urows),
+            self._scoring_state()["packed"],
+            0,
+            additions=self._sequence_additions(urows),
+            log_normalizers=False,
+            scores_out=logits,
+        )
+        return logits
+
+    def _scaled_users(self, urows: np.ndarray) -> np.ndarray:
+        """``alpha * u`` in float32: the factor part of the logits is its product with the item factors."""
         state = self._scoring_state()
-        n_items = len(state["items"])
-        temperature = float(self.temperature_)
         u = self.user_factors_[urows].astype(np.float64)
         mean = u @ state["vbar"]
         var = np.maximum(np.einsum("ij,jk,ik->i", u, state["gram"], u) - mean**2, 0.0)
         sd = np.sqrt(var)
-        alpha = np.divide(temperature, sd, out=np.zeros_like(sd), where=sd > 1e-12)
-        scaled = (u * alpha[:, None]).astype(np.float32)
-        if len(scaled) == 1:
-            # A one-row product would go through gemv, which sums in another order than gemm.
-            logits = np.matmul(np.vstack([scaled, scaled]), state["items"].T, out=scratch((2, n_items)))[:1]
-        else:
-            logits = np.matmul(scaled, state["items"].T, out=scratch((len(scaled), n_items)))
-        if self.sequence_weight > 0:
-            nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
-            nxt.sum_duplicates()
-            sums = np.add.reduceat(nxt.data, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
-            squares = np.add.reduceat(nxt.data**2, nxt.indptr[:-1]) if nxt.nnz else np.zeros(len(urows))
-            empty = np.diff(nxt.indptr) == 0
-            sums[empty], squares[empty] = 0.0, 0.0
-            m2 = sums / n_items
-            sd2 = np.sqrt(np.maximum(squares / n_items - m2**2, 0.0))
-            gamma = np.divide(
-                temperature * float(self.sequence_weight), sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12
-            )
-            r = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
-            logits[r, nxt.indices] += (gamma[r] * nxt.data).astype(np.float32)
-        return logits
+        alpha = np.divide(float(self.temperature_), sd, out=np.zeros_like(sd), where=sd > 1e-12)
+        return (u * alpha[:, None]).astype(np.float32)
 
-    def _fit_log_normalizers(self) -> None:
-        """Each user's softmax denominator, ``log(sum(exp(logits)))`` over the block logits.
+    def _sequence_additions(self, urows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The sequence part of the logits, ``gamma * next``, as float32 CSR rows (columns ascending),
+        or None when the model has none."""
+        if self.sequence_weight <= 0:
+            return None
+        state = self._scoring_state()
+        n_items = len(state["items"])
+        nxt = (state["query"][urows] @ state["neighbours"]).tocsr()
+        # Through CSC and back: a counting sort of the columns, much cheaper than sorting row by row.
+        nxt = nxt.tocsc().tocsr()
+        rows = np.repeat(np.arange(len(urows)), np.diff(nxt.indptr))
+        # Per-row sums by bincount: a row without entries (a user whose recent items have no
+        # neighbours) may come anywhere, the last row included.
+        m2 = np.bincount(rows, weights=nxt.data, minlength=len(urows)) / n_items
+        squares = np.bincount(rows, weights=nxt.data**2, minlength=len(urows))
+        sd2 = np.sqrt(np.maximum(squares / n_items - m2**2, 0.0))
+        weight = float(self.temperature_) * float(self.sequence_weight)
+        gamma = np.divide(weight, sd2, out=np.zeros_like(sd2), where=sd2 > 1e-12)
+        return nxt.indptr.astype(np.int64), nxt.indices.astype(np.int32), (gamma[rows] * nxt.data).astype(np.float32)
 
-        The denominator depends on the user and the model only, never on the job, so training pays for
-        it once instead of every batch job paying for an exp per catalogue item per line: that pass
-        costs about half as much as the matrix product itself. Computed exactly as recommend would (same
-        blocks of rows, same kernels), so recommendations are byte-identical with or without it.
-        """
-        n_users, n_items = len(self.user_map_), len(self.item_map_)
-        out = np.empty(n_users, np.float64)
-        block = max(1, _SCORE_BLOCK_ELEMENTS // max(1, n_items))
-        for start in range(0, n_users, block):
-            urows = np.arange(start, min(n_users, start + block))
-            out[urows] = _log_sum_exp_rows(self._block_logits(urows))
-        self.log_normalizers_ = out
+    def _log_normalizers(self, urows: np.ndarray) -> np.ndarray:
+        """Each user's softmax denominator (as a log) from the fused kernel: summed in an order fixed per
+        user, so the same whatever block or shard the user comes in."""
+        _, _, _, log_norm = fused_top_k(
+            self._scaled_users(urows), self._scoring_state()["packed"], 0, additions=self._sequence_additions(urows)
+        )
+        return log_norm
 
-    def _top_scored(self, urows, k: int, blocked_cols, allowed=None, keep_columns=None):
-        """Top-k items and their softmax scores for known users, from one logits block (see
-        :meth:`_block_logits`) and the users' softmax denominators; then, for exploration, the logits of
-        ``keep_columns`` as they were before exclusions (None without) and the denominators (log)."""
+    def _top_relevant(self, urows, k: int, blocked: np.ndarray, allowed=None, keep_columns=None):
+        """Top-k items and their softmax scores for known users, by relevance alone: one pass of the fused
+        kernel, which adds the sequence part, leaves out blocked, seen and filtered items, and computes each
+        user's softmax denominator over the whole catalogue as it selects. For exploration, also the logits
+        of ``keep_columns`` as they were before exclusions (None without), and the denominators (log)."""
+        excluded = None
+        if self.exclude_seen_:
+            starts, ends = self.seen_indptr_[urows], self.seen_indptr_[urows + 1]
+            indptr = np.concatenate([[0], np.cumsum(ends - starts)])
+            r, c = self._seen_pairs(urows)
+            excluded = indptr, c[np.lexsort((c, r))]
+        rows_out = None
+        if keep_columns is not None:
+            rows_out = scratch((len(urows), len(self.item_map_)), np.float32)
+        top, logits, counts, log_norm = fused_top_k(
+            self._scaled_users(urows),
+            self._scoring_state()["packed"],
+            k,
+            additions=self._sequence_additions(urows),
+            excluded=excluded,
+            blocked=blocked,
+            allowed=allowed,
+            scores_out=rows_out,
+        )
+        valid = np.arange(top.shape[1])[None, :] < counts[:, None]
+        top_scores = np.exp(logits.astype(np.float64) - log_norm[:, None])
+        kept = None if keep_columns is None else rows_out[:, keep_columns]
+        return TopK(np.where(valid, top, 0), top_scores, valid), kept, log_norm
+
+    def _top_by_product(self, urows, k: int, blocked: np.ndarray, allowed=None, keep_columns=None):
+        """:meth:`_top_relevant` as it was before the fused kernel, kept as the reference the kernel is tested
+        and benchmarked against: a logits block (:meth:`_block_logits`), exclusions and masks written into it,
+        and implicit's top-k over it."""
+        log_norm = self._log_normalizers(urows)
         logits = self._block_logits(urows)
-        stored = getattr(self, "log_normalizers_", None)
-        log_norm = stored[urows] if stored is not None else _log_sum_exp_rows(logits)
         kept = None if keep_columns is None else logits[:, keep_columns]
-        if len(blocked_cols):
-            logits[:, blocked_cols] = -np.inf
+        logits[:, blocked] = -np.inf
         if self.exclude_seen_:
             r, c = self._seen_pairs(urows)
             logits[r, c] = -np.inf
         if allowed is not None:
-            # A filter removes items before top-k, so lists stay k long while enough items qualify.
             logits[~allowed] = -np.inf
         top, vals = top_k_rows(logits, k)
         valid = np.isfinite(vals)
-        return TopK(top, np.exp(vals.astype(np.float64) - log_norm[:, None]), valid), kept, log_norm
+        scores = np.exp(vals.astype(np.float64) - log_norm[:, None])
+        return TopK(np.where(valid, top, 0), scores, valid), kept, log_norm
 
     # ------------------------------------------------------------------ rank
 
@@ -617,11 +669,6 @@ class UserPersonalization(RecommenderModel):
         c = self.seen_indices_[np.repeat(starts, lengths) + offsets]
         return r, c
 
-
-
-def _log_sum_exp_rows(logits: np.ndarray) -> np.ndarray:
-    shift, sums = row_exp_sums(logits)
-    return shift + np.log(sums)
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

@@ -35,3 +35,22 @@ def block_rows():
                 t += 60
                 rows.append((f"{block}{u}", f"{block.upper()}{i}", t))
     return rows
+
+
+def product_then_top_k(model):
+    """``model`` answering as the relevance path did before the fused kernel: a float32 matrix product per
+    block (numpy's BLAS), the sequence part added, implicit's top-k, and the softmax over those logits."""
+    from scipy.special import logsumexp
+
+    def block_logits(urows):
+        logits = np.matmul(model._scaled_users(urows), model._scoring_state()["items"].T)
+        additions = model._sequence_additions(urows)
+        if additions is not None:
+            indptr, indices, values = additions
+            logits[np.repeat(np.arange(len(urows)), np.diff(indptr)), indices] += values
+        return logits
+
+    model._block_logits = block_logits
+    model._log_normalizers = lambda urows: logsumexp(block_logits(urows).astype(np.float64), axis=1)
+    model._top_relevant = model._top_by_product
+    return model

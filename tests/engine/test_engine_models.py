@@ -2,6 +2,7 @@ import io
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 from engine.artifacts import ArtifactError, file_checksum, load_model, save_model
 from engine.batch import run_batch
@@ -214,7 +215,7 @@ def test_artifacts_round_trip(fitted, tmp_path):
 
 
 @pytest.mark.parametrize("sequence_weight", [0.0, 0.5])
-def test_denominators_from_training_give_the_same_bytes_as_computing_them_per_job(sequence_weight, tmp_path):
+def test_model_files_with_denominators_stored_by_earlier_versions_give_the_same_bytes(sequence_weight, tmp_path):
     interactions = make_interactions(block_rows())
     newest = int(interactions.timestamps.max())
     items = Items(
@@ -223,22 +224,26 @@ def test_denominators_from_training_give_the_same_bytes_as_computing_them_per_jo
         creation_timestamps=np.array([newest - 86400], dtype=np.int64),
     )
     model = _model(sequence_weight=sequence_weight).fit(interactions, items)
-    assert model.log_normalizers_.shape == (len(model.user_map_),)
+    # Training no longer computes a denominator for every user: the fused kernel does, per job.
+    assert model.log_normalizers_ is None
     users = ["a1", "b2", "nobody", "b7"]
-    stored = _batch_output(model), model.recommend(users, 6, exploration_weight=0.5, seed=3)
+    fresh = _batch_output(model), model.recommend(users, 6, exploration_weight=0.5, seed=3)
 
-    # A model file written before the denominators were stored: they are computed per job.
-    buf = io.BytesIO()
-    save_model(model, buf)
-    buf.seek(0)
-    with np.load(buf, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files if k != "fitted__log_normalizers_"}
+    # Earlier versions stored every user's log-denominator over a block of float32 logits.
+    all_users = np.arange(len(model.user_map_))
+    model.log_normalizers_ = logsumexp(model._block_logits(all_users).astype(np.float64), axis=1)
     older = tmp_path / "older.npz"
-    np.savez(older, **data)
+    save_model(model, older)
     loaded = load_model(older)
-    assert getattr(loaded, "log_normalizers_", None) is None
-    assert (_batch_output(loaded), loaded.recommend(users, 6, exploration_weight=0.5, seed=3)) == stored
-    assert stored[1][0] != model.recommend(users, 6)[0]  # exploration did change the lists
+    assert np.array_equal(loaded.log_normalizers_, model.log_normalizers_)
+    # The relevance path computes its own denominators beside the top-k: the stored ones change nothing.
+    assert _batch_output(loaded) == fresh[0]
+    # Exploration takes the stored denominators when present; they were summed over another block of
+    # users, so they agree with the per-job ones to float32 rounding.
+    explored = loaded.recommend(users, 6, exploration_weight=0.5, seed=3)
+    assert explored[0] == fresh[1][0]
+    np.testing.assert_allclose(np.array(explored[1]), np.array(fresh[1][1]), rtol=1e-5)
+    assert fresh[1][0] != model.recommend(users, 6)[0]  # exploration did change the lists
 
 
 def test_load_refuses_other_format_versions(fitted, tmp_path):

@@ -1,0 +1,150 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The engine's native kernels, called without the GIL held: the fused scoring kernel (fused_top_k.h) and
+the ALS conjugate-gradient sweep (als_cg.h).
+
+Use :func:`engine.recipes._scoring.fused_top_k` and :func:`engine.recipes.base.fit_als`, which check the
+arguments and share the rows out among threads; this module only hands arrays to C.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+
+cdef extern from "fused_top_k.h" nogil:
+    ctypedef struct fk_job:
+        const float *users
+        const float *packed
+        int64_t n_items
+        int64_t dim
+        int64_t tile_items
+        const int64_t *add_indptr
+        const int32_t *add_indices
+        const float *add_values
+        const int64_t *excl_indptr
+        const int64_t *excl_indices
+        const uint8_t *blocked
+        const uint8_t *allowed
+        int64_t k
+        int64_t *top_idx
+        float *top_val
+        int64_t *top_count
+        double *log_norm
+        float *scores
+
+    int fk_run(const fk_job *job, int64_t row0, int64_t row1)
+    const char *fk_variant()
+    int fk_baseline_only
+
+
+cdef extern from "als_cg.h" nogil:
+    ctypedef struct als_job:
+        const int64_t *indptr
+        const int32_t *indices
+        const float *data
+        float *x
+        const float *y
+        const float *gram
+        int64_t dim
+        int64_t cg_steps
+
+    int als_run(const als_job *job, int64_t row0, int64_t row1)
+
+PANEL_ITEMS = 16
+
+
+def variant():
+    """Which build of the kernels this CPU runs: ``"avx2"`` (AVX2 and FMA) or ``"baseline"``."""
+    return fk_variant().decode()
+
+
+def use_baseline(bint only):
+    """Run the baseline build even where the CPU has AVX2 (for tests of that build); returns the old setting."""
+    global fk_baseline_only
+    old = bool(fk_baseline_only)
+    fk_baseline_only = only
+    return old
+
+
+def score_rows(
+    const float[:, ::1] users,
+    const float[::1] packed,
+    int64_t n_items,
+    int64_t tile_items,
+    const int64_t[::1] add_indptr,
+    const int32_t[::1] add_indices,
+    const float[::1] add_values,
+    const int64_t[::1] excl_indptr,
+    const int64_t[::1] excl_indices,
+    const uint8_t[::1] blocked,
+    const uint8_t[:, ::1] allowed,
+    int64_t[:, ::1] top_idx,
+    float[:, ::1] top_val,
+    int64_t[::1] top_count,
+    double[::1] log_norm,
+    float[:, ::1] scores,
+    int64_t row0,
+    int64_t row1,
+):
+    """Score rows ``[row0, row1)``: their top ``top_idx.shape[1]`` items and, when ``log_norm`` is given,
+    their softmax denominators, and when ``scores`` is given, every score. Optional arrays are None; the
+    caller has checked shapes and ranges."""
+    cdef fk_job job
+    job.users = &users[0, 0]
+    job.packed = &packed[0]
+    job.n_items = n_items
+    job.dim = users.shape[1]
+    job.tile_items = tile_items
+    job.add_indptr = NULL
+    job.add_indices = NULL
+    job.add_values = NULL
+    if add_indptr is not None:
+        job.add_indptr = &add_indptr[0]
+        if add_indices.shape[0]:
+            job.add_indices = &add_indices[0]
+            job.add_values = &add_values[0]
+    job.excl_indptr = NULL
+    job.excl_indices = NULL
+    if excl_indptr is not None:
+        job.excl_indptr = &excl_indptr[0]
+        if excl_indices.shape[0]:
+            job.excl_indices = &excl_indices[0]
+    job.blocked = &blocked[0] if blocked is not None else NULL
+    job.allowed = &allowed[0, 0] if allowed is not None else NULL
+    job.k = top_idx.shape[1]
+    job.top_idx = &top_idx[0, 0] if job.k else NULL
+    job.top_val = &top_val[0, 0] if job.k else NULL
+    job.top_count = &top_count[0]
+    job.log_norm = &log_norm[0] if log_norm is not None else NULL
+    job.scores = &scores[0, 0] if scores is not None else NULL
+    cdef int status
+    with nogil:
+        status = fk_run(&job, row0, row1)
+    if status:
+        raise MemoryError("the fused scoring kernel could not allocate its tile buffers")
+
+
+def als_rows(
+    const int64_t[::1] indptr,
+    const int32_t[::1] indices,
+    const float[::1] data,
+    float[:, ::1] x,
+    const float[:, ::1] y,
+    const float[:, ::1] gram,
+    int64_t cg_steps,
+    int64_t row0,
+    int64_t row1,
+):
+    """One ALS half-sweep over rows ``[row0, row1)`` of ``x``; the caller has checked shapes and ranges."""
+    cdef als_job job
+    job.indptr = &indptr[0]
+    job.indices = &indices[0] if indices.shape[0] else NULL
+    job.data = &data[0] if data.shape[0] else NULL
+    job.x = &x[0, 0]
+    job.y = &y[0, 0]
+    job.gram = &gram[0, 0]
+    job.dim = x.shape[1]
+    job.cg_steps = cg_steps
+    cdef int status
+    with nogil:
+        status = als_run(&job, row0, row1)
+    if status:
+        raise MemoryError("the ALS sweep could not allocate its buffers")
