@@ -380,9 +380,12 @@ def _scores_texts(score_lists: list[list[float]]) -> list[bytes]:
     """
     lengths = [len(scores) for scores in score_lists]
     flat = np.fromiter(chain.from_iterable(score_lists), np.float64, sum(lengths))
-    scaled = flat * 1e7
-    n = np.rint(scaled)
-    clear_of_halves = np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6
+    # Scores that are not probabilities (a ranking's huge or infinite values) overflow here; they are
+    # left to format_score below, so numpy's warnings about them say nothing.
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = flat * 1e7
+        n = np.rint(scaled)
+        clear_of_halves = np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6
     small = clear_of_halves & ~np.signbit(flat) & (n < _SMALL_SCORES)
     plain = clear_of_halves & (n >= _SMALL_SCORES) & (n <= 1e7)
     texts = np.empty(len(flat), object)
