@@ -217,7 +217,11 @@ class AsyncResource(models.Model):
         history shows it, and lastUpdatedDateTime restarts the reconciler's grace period."""
         now = timezone.now()
         with transaction.atomic():
-            if type(self).objects.filter(pk=self.pk, status=Status.CREATE_PENDING).update(last_updated=now) != 1:
+            # Compared on last_updated too, so that of two reconcilers that saw the same loss only one enqueues.
+            claimed = type(self).objects.filter(
+                pk=self.pk, status=Status.CREATE_PENDING, last_updated=self.last_updated
+            )
+            if claimed.update(last_updated=now) != 1:
                 return False
             self.last_updated = now
             self._record(Status.CREATE_PENDING, "The queue had lost this; enqueued again.")

@@ -9,6 +9,7 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.utils import timezone
+from redis.exceptions import LockError
 from rq.utils import as_text
 
 from batchjobs.models import (
@@ -67,8 +68,28 @@ def _forget_missing(job_id: str) -> None:
     django_rq.get_connection(BATCH_QUEUE).hdel(MISSING_SINCE_KEY, job_id)
 
 
+# Every worker runs a reconciler. Two rounds at once both see the same lost job and both enqueue it, and each
+# extra copy costs a work horse that starts only to find the row taken; so one round runs at a time. A worker
+# killed in the middle of a round holds the lock until it expires, a few seconds.
+ROUND_LOCK_KEY = "personalize:reconciler:round"
+
+
 def reconcile(now=None) -> dict[str, int]:
-    now = now or timezone.now()
+    lock = django_rq.get_connection(BATCH_QUEUE).lock(
+        ROUND_LOCK_KEY, timeout=max(settings.RECONCILE_EVERY_S, 5.0), blocking_timeout=0
+    )
+    if not lock.acquire(blocking=False):
+        return {"retried": 0, "failed": 0, "requeued": 0}
+    try:
+        return _reconcile_round(now or timezone.now())
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass  # the round outlasted the lock, which expired; nothing to give back
+
+
+def _reconcile_round(now) -> dict[str, int]:
     stale_before = now - timedelta(seconds=settings.WORKER_LOST_AFTER_S)
     counts = {"retried": 0, "failed": 0, "requeued": 0}
     waiting = {queue: waiting_job_ids(queue) for queue in {queue for _, queue, _ in WORKER_RESOURCES}}

@@ -107,6 +107,28 @@ def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
     assert job.status == Status.ACTIVE
 
 
+def test_two_reconcilers_that_see_the_same_loss_enqueue_it_once(job, redis_url):
+    import redis
+    from django.conf import settings
+
+    from batchjobs.reconciler import ROUND_LOCK_KEY
+
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    later = timezone.now() + timedelta(seconds=settings.PENDING_REQUEUE_AFTER_S + 1)
+    reconcile()
+    # Another worker's round is running: this one stands aside rather than act on the same snapshot.
+    with connection.lock(ROUND_LOCK_KEY, timeout=60):
+        assert reconcile(now=later) == {"retried": 0, "failed": 0, "requeued": 0}
+    # Two copies of the row read before either claimed it: only the first claim wins.
+    first, second = BatchInferenceJob.objects.get(pk=job.pk), BatchInferenceJob.objects.get(pk=job.pk)
+    assert first.note_requeued() is True
+    assert second.note_requeued() is False
+    assert connection.llen("rq:queue:batch") == 0
+    assert reconcile(now=later)["requeued"] == 1
+    assert connection.lrange("rq:queue:batch", 0, -1) == [job.rq_job_id.encode()]
+
+
 def test_training_whose_worker_died_is_retried(demo_world):
     from batchjobs.models import Solution
 

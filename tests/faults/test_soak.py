@@ -25,7 +25,7 @@ def soak(*args: str, timeout: float) -> dict:
 
 
 def test_two_minutes_of_mixed_work_under_chaos_lose_nothing():
-    result = soak("--minutes", "2", timeout=1500)
+    result = soak("--minutes", "2", "--settle-timeout", "600", timeout=1500)
     report = result["_report"]
     assert result["kills"] >= 10, report
     assert result["jobs"] >= 30, report
