@@ -70,13 +70,15 @@ def _forget_missing(job_id: str) -> None:
 
 # Every worker runs a reconciler. Two rounds at once both see the same lost job and both enqueue it, and each
 # extra copy costs a work horse that starts only to find the row taken; so one round runs at a time. A worker
-# killed in the middle of a round holds the lock until it expires, a few seconds.
+# killed in the middle of a round holds the lock until it expires; a round takes well under a second, and a
+# longer one that outlives its lock is still safe (requeues are claimed on the row), only wasteful.
 ROUND_LOCK_KEY = "personalize:reconciler:round"
+ROUND_LOCK_S = 5.0
 
 
 def reconcile(now=None) -> dict[str, int]:
     lock = django_rq.get_connection(BATCH_QUEUE).lock(
-        ROUND_LOCK_KEY, timeout=max(settings.RECONCILE_EVERY_S, 5.0), blocking_timeout=0
+        ROUND_LOCK_KEY, timeout=ROUND_LOCK_S, blocking_timeout=0
     )
     if not lock.acquire(blocking=False):
         return {"retried": 0, "failed": 0, "requeued": 0}
