@@ -48,23 +48,33 @@ def _unfinished(model, status, **filters):
 # reconciler (and a worker restarted meanwhile) agrees. A job is enqueued again only once it has been missing
 # for PENDING_REQUEUE_AFTER_S: a worker that just took a job from its queue has a moment (a work horse takes
 # a second or two to start) before it marks the row IN_PROGRESS, and that moment must not look like a loss.
+# Each reconciler also remembers what it saw in its own memory: a Redis restart empties the hash, and a job
+# lost in one restart and still missing at the next must not start its wait over.
 MISSING_SINCE_KEY = "personalize:reconciler:missing-since"
+_missing_since_here: dict[str, float] = {}
 
 
 def _missing_long_enough(missing: set[str], now: float) -> set[str]:
     connection = django_rq.get_connection(BATCH_QUEUE)
     with connection.pipeline() as pipe:
         for job_id in missing:
-            pipe.hsetnx(MISSING_SINCE_KEY, job_id, now)
+            pipe.hsetnx(MISSING_SINCE_KEY, job_id, _missing_since_here.get(job_id, now))
         pipe.hgetall(MISSING_SINCE_KEY)
         since = {as_text(k): float(v) for k, v in pipe.execute()[-1].items()}
     found_again = [job_id for job_id in since if job_id not in missing]
     if found_again:
         connection.hdel(MISSING_SINCE_KEY, *found_again)
-    return {job_id for job_id in missing if now - since.get(job_id, now) >= settings.PENDING_REQUEUE_AFTER_S}
+    for job_id in list(_missing_since_here):
+        if job_id not in missing:
+            del _missing_since_here[job_id]
+    for job_id in missing:
+        since[job_id] = min(since.get(job_id, now), _missing_since_here.setdefault(job_id, now))
+        _missing_since_here[job_id] = since[job_id]
+    return {job_id for job_id in missing if now - since[job_id] >= settings.PENDING_REQUEUE_AFTER_S}
 
 
 def _forget_missing(job_id: str) -> None:
+    _missing_since_here.pop(job_id, None)
     django_rq.get_connection(BATCH_QUEUE).hdel(MISSING_SINCE_KEY, job_id)
 
 

@@ -261,22 +261,27 @@ def retrying(call, *args, attempts: int = 60, expect: str = "", **kwargs):
     import botocore.exceptions
     import requests
 
+    started, last = time.monotonic(), None
     for attempt in range(attempts):
         try:
             answer = call(*args, **kwargs)
             if expect and expect not in answer:
+                last = f"an answer without {expect}: {str(answer)[:300]}"
                 time.sleep(0.2)
                 continue
             return answer
         except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                botocore.exceptions.ReadTimeoutError, requests.ConnectionError, requests.Timeout):
+                botocore.exceptions.ReadTimeoutError, requests.ConnectionError, requests.Timeout) as exc:
+            last = repr(exc)[:300]
             time.sleep(min(2.0, 0.2 * (attempt + 1)))
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 and attempt < attempts - 1:
+                last = repr(exc)[:300]
                 time.sleep(0.5)
                 continue
             raise
-    raise RuntimeError(f"{getattr(call, '__name__', call)} kept failing")
+    raise RuntimeError(f"{getattr(call, '__name__', call)} kept failing for {time.monotonic() - started:.0f}s; "
+                       f"last: {last}")
 
 
 class _Form(HTMLParser):
@@ -600,16 +605,18 @@ def check_outputs(storage) -> dict[str, int]:
             "published_twice": sum(count - 1 for count in writers.values() if count > 1)}
 
 
-def recoveries(kills: list[Kill], last_waiting: dict[str, float]) -> list[float]:
+def recoveries(kills: list[Kill], last_waiting: dict[str, float]) -> list[tuple[float, str]]:
     """For each time lost work went back on a queue, seconds since the kill that lost it. A retry names the
     dead process. A re-enqueued job was lost by the first kill (of a worker, a horse or Redis) after a queue
-    last held it, or after the resource last changed when no queue was seen holding it."""
+    last held it, or after the resource last changed when no queue was seen holding it. Each comes with what
+    recovered and which kill it is put down to."""
     from django.contrib.contenttypes.models import ContentType
 
     from batchjobs.models import StatusTransition
 
     by_pid = {k.pid: k for k in kills}
-    queue_kills = sorted(k.at for k in kills if k.kind in ("batch worker", "worker", "redis", "work horse"))
+    queue_kills = sorted((k for k in kills if k.kind in ("batch worker", "worker", "redis", "work horse")),
+                         key=lambda k: k.at)
     names = {ct.pk: ct.model for ct in ContentType.objects.all()}
     history: dict[tuple, list] = {}
     for t in StatusTransition.objects.order_by("at", "pk"):
@@ -618,8 +625,10 @@ def recoveries(kills: list[Kill], last_waiting: dict[str, float]) -> list[float]
     for (type_id, pk), rows in history.items():
         for n, row in enumerate(rows[1:], start=1):
             dead = re.search(r"The process running this \((\d+)\) died", row.message)
+            what = f"{names[type_id]} {pk}: {row.message[:60]!r}"
             if dead and int(dead.group(1)) in by_pid:
-                found.append(row.at.timestamp() - by_pid[int(dead.group(1))].at)
+                kill = by_pid[int(dead.group(1))]
+                found.append((row.at.timestamp() - kill.at, f"{what} after killing the {kill.kind}"))
                 continue
             if not (dead or "stopped answering" in row.message or "enqueued again" in row.message):
                 continue
@@ -628,9 +637,10 @@ def recoveries(kills: list[Kill], last_waiting: dict[str, float]) -> list[float]
                 starts = sum(r.message == "Started." for r in rows[:n])
                 job_id = f"{names[type_id]}-{pk}" + (f"-retry-{starts}" if starts else "")
                 since = max(since, last_waiting.get(job_id, since))
-            after = [k for k in queue_kills if since <= k <= row.at.timestamp()]
+            after = [k for k in queue_kills if since <= k.at <= row.at.timestamp()]
             if after:
-                found.append(row.at.timestamp() - after[0])
+                kinds = ", ".join(k.kind for k in after)
+                found.append((row.at.timestamp() - after[0].at, f"{what} after killing the {kinds}"))
     return found
 
 
@@ -745,7 +755,8 @@ def main(argv=None) -> int:
             "kills_by_kind": dict(Counter(k.kind for k in chaos.kills)),
             "stuck": stuck,
             **outputs,
-            "max_recovery_s": round(max(found), 1) if found else 0.0,
+            "max_recovery_s": round(max(found)[0], 1) if found else 0.0,
+            "slowest_recoveries": [f"{seconds:.1f}s {what}" for seconds, what in sorted(found, reverse=True)[:3]],
             "recoveries": len(found),
             "recovery_bound_s": bound,
             "orphans": len(orphans),
@@ -759,6 +770,8 @@ def main(argv=None) -> int:
                     "recovery_bound_s", "orphans", "stop_s"):
             print(f"{key:>18}: {result[key]}")
         print(f"{'kills by kind':>18}: {result['kills_by_kind']}")
+        for line in result["slowest_recoveries"]:
+            print(f"{'slow recovery':>18}: {line}")
         print(f"{'statuses':>18}: {result['statuses']}")
         for reason, count in failures.most_common(8):
             print(f"{'failed':>18}: {count} x {reason}")

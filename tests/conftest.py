@@ -83,6 +83,15 @@ def no_heartbeat_in_process(settings):
     settings.WORKER_HEARTBEAT_S = 3600
 
 
+@pytest.fixture(autouse=True)
+def reconciler_memory_per_test():
+    """What a reconciler remembers in memory about missing jobs belongs to one test's world."""
+    yield
+    from batchjobs import reconciler
+
+    reconciler._missing_since_here.clear()
+
+
 @pytest.fixture
 def flush_queues(redis_url):
     redis.Redis.from_url(redis_url).flushdb()

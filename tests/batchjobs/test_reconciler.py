@@ -107,6 +107,18 @@ def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
     assert job.status == Status.ACTIVE
 
 
+def test_a_second_redis_restart_does_not_start_a_lost_jobs_wait_over(job, redis_url):
+    import redis
+    from django.conf import settings
+
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    assert reconcile()["requeued"] == 0
+    connection.flushdb()  # Redis restarted again, and forgot when the job went missing
+    later = timezone.now() + timedelta(seconds=settings.PENDING_REQUEUE_AFTER_S + 1)
+    assert reconcile(now=later)["requeued"] == 1
+
+
 def test_two_reconcilers_that_see_the_same_loss_enqueue_it_once(job, redis_url):
     import redis
     from django.conf import settings
