@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import time
-from functools import wraps
 from pathlib import PurePosixPath
 from urllib.parse import urlencode
 
@@ -57,6 +56,7 @@ from batchjobs.models import (
     Status,
     StatusTransition,
 )
+from batchjobs.permissions import can_write, write_required
 from batchjobs.storage import role_storage
 from engine import datasets as engine_datasets
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
@@ -138,41 +138,6 @@ def _crumbs(group: DatasetGroup | None = None, *extra: tuple[str, str | None]) -
 
 def _transitions(resource) -> list[StatusTransition]:
     return list(resource.transitions.all())
-
-
-# ---------------------------------------------------------------------------------------------------
-# View-only users. Anyone signed in may look; creating anything, or reading job outputs, takes the
-# permission the API checks too (batchjobs/api.py WRITE_PERMISSION).
-
-WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
-
-
-def can_write(user) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or user.has_perm(WRITE_PERMISSION)))
-
-
-def _forbidden(request, action: str):
-    return render(
-        request,
-        "console/403.html",
-        {"action": action, "breadcrumbs": [("Not allowed", None)]},
-        status=403,
-    )
-
-
-def write_required(action: str):
-    """Answer 403 with a page that says why, for users who may only view."""
-
-    def decorate(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if not can_write(request.user):
-                return _forbidden(request, action)
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
 
 
 # ---------------------------------------------------------------------------------------------------
