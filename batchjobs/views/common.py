@@ -9,7 +9,7 @@ from django.urls import reverse
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
-    BatchSegmentJob,
+    BatchJob,
     DatasetGroup,
     DatasetImportJob,
     Filter,
@@ -42,17 +42,9 @@ def get_import_job_for_user(request: HttpRequest, group: DatasetGroup, pk: int) 
     )
 
 
-def get_job_for_user(request: HttpRequest, group: DatasetGroup, pk: int) -> BatchInferenceJob:
+def get_job_for_user(request: HttpRequest, group: DatasetGroup, pk: int, model=BatchInferenceJob) -> BatchJob:
     return get_object_or_404(
-        BatchInferenceJob.objects.select_related("solution_version__solution", "role"),
-        pk=pk,
-        solution_version__solution__dataset_group=group,
-    )
-
-
-def get_segment_job_for_user(request: HttpRequest, group: DatasetGroup, pk: int) -> BatchSegmentJob:
-    return get_object_or_404(
-        BatchSegmentJob.objects.select_related("solution_version__solution", "role"),
+        model.objects.select_related("solution_version__solution", "role"),
         pk=pk,
         solution_version__solution__dataset_group=group,
     )
