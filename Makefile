@@ -1,11 +1,12 @@
 # make run: the console on this machine, with embedded defaults.   make test: the whole suite.
+# make test-fast: everything but the end-to-end, fault and browser tests, for the edit loop.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test lint clean
+.PHONY: run test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,13 @@ lint: $(VENV)/.installed-test
 # Tests get their own DATA_DIR; they use TEST_REDIS_URL when set, else start a private redis-server.
 test: lint
 	DEBUG=1 DATA_DIR=$$(mktemp -d) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suites left out start real workers, kill processes or drive Chromium: minutes, not seconds.
+FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/browser -m "not e2e and not faults and not browser"
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	DEBUG=1 DATA_DIR=$$(mktemp -d) $(BIN)/python -m pytest $(FAST_PYTEST_ARGS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

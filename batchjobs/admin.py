@@ -6,10 +6,13 @@ from django.contrib.contenttypes.admin import GenericTabularInline
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
+    BatchSegmentJob,
+    BatchShard,
     Dataset,
     DatasetExportJob,
     DatasetGroup,
     DatasetImportJob,
+    Filter,
     Role,
     Schema,
     Solution,
@@ -104,16 +107,49 @@ class SolutionVersionAdmin(AsyncResourceAdmin):
     list_select_related = ("solution",)
 
 
-@admin.register(BatchInferenceJob)
-class BatchInferenceJobAdmin(AsyncResourceAdmin):
+class BatchJobAdmin(AsyncResourceAdmin):
     list_display = ("job_name", "status", "solution_version", "lines_done", "lines_failed", "created", "last_updated")
-    list_filter = ("status", "mode", "solution_version__solution__recipe_arn")
+    list_filter = ("status", "solution_version__solution__recipe_arn")
     search_fields = ("job_name", "arn", "solution_version__arn", "input_path", "output_path")
     list_select_related = ("solution_version",)
     raw_id_fields = ("solution_version", "created_by")
     readonly_fields = AsyncResourceAdmin.readonly_fields + (
         "lines_done", "lines_failed", "input_bytes", "input_files", "output_files",
     )
+    # Both pages link to django-rq's dashboard (queues, workers, failed RQ jobs), mounted by django-rq's
+    # own admin under /admin/django_rq/dashboard/ for staff.
+    change_list_template = "admin/batchjobs/batch_job_change_list.html"
+    change_form_template = "admin/batchjobs/batch_job_change_form.html"
+
+
+@admin.register(BatchInferenceJob)
+class BatchInferenceJobAdmin(BatchJobAdmin):
+    list_filter = ("status", "mode", "solution_version__solution__recipe_arn")
+
+
+@admin.register(BatchSegmentJob)
+class BatchSegmentJobAdmin(BatchJobAdmin):
+    pass
+
+
+@admin.register(BatchShard)
+class BatchShardAdmin(AsyncResourceAdmin):
+    list_display = ("__str__", "job", "status", "input_uri", "lines_done", "lines_failed", "last_updated")
+    search_fields = ("job__job_name", "input_uri", "output_uri")
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+    # Shards have no ARN; their ranges and counts are the worker's to write.
+    readonly_fields = ("status", "failure_reason", "created", "last_updated", "byte_start", "byte_end",
+                       "lines_read", "lines_done", "lines_failed", "error_counts", "error_examples")
+    change_list_template = BatchJobAdmin.change_list_template
+    change_form_template = BatchJobAdmin.change_form_template
+
+
+@admin.register(Filter)
+class FilterAdmin(AsyncResourceAdmin):
+    list_display = ("name", "dataset_group", "status", "filter_expression", "created")
+    search_fields = ("name", "arn", "filter_expression")
+    list_select_related = ("dataset_group",)
 
 
 @admin.register(AccessKey)

@@ -50,13 +50,13 @@ from batchjobs.models import (
     SolutionVersion,
     Status,
 )
+from batchjobs.permissions import can_write
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "AmazonPersonalize."
-WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
 
 
 @dataclass(frozen=True)
@@ -684,11 +684,6 @@ OPERATIONS: dict[str, Operation] = {
     "UntagResource": Operation(untag_resource, mutates=True),
     "ListTagsForResource": Operation(list_tags_for_resource),
 }
-
-
-def can_write(user) -> bool:
-    """Read-only users: not superusers and without the permission to create batch inference jobs."""
-    return user.is_superuser or user.has_perm(WRITE_PERMISSION)
 
 
 def _user_arn(user) -> str:

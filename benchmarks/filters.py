@@ -1,4 +1,4 @@
-"""Filters in batch jobs on MovieLens 100K: the two checks of the filters issue, printed.
+"""Filters in batch jobs on MovieLens 100K: the two checks filters must pass, printed.
 
 1. `EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("rating")`: no line recommends an item its user rated,
    and every line still has 25 items.

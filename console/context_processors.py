@@ -2,6 +2,7 @@
 entry is current."""
 
 from batchjobs.models import DatasetGroup
+from batchjobs.permissions import can_write
 
 # url_name -> the navigation entry it belongs to.
 SECTIONS = {
@@ -35,8 +36,6 @@ SECTIONS = {
 
 
 def navigation(request):
-    from batchjobs.views import can_write
-
     user = getattr(request, "user", None)
     # View-only users see every page but no create buttons (the views answer 403 anyway).
     writable = bool(user is not None and can_write(user))

@@ -169,6 +169,8 @@ LOGGING = {
 
 # We enqueue in transaction.on_commit ourselves (batchjobs/queues.py), so django-rq must not defer again.
 RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "batchjobs.worker.Worker"}
+# django-rq's dashboard (queues, workers, failed RQ jobs) in the admin, for staff; the job admin pages link to it.
+RQ_SHOW_ADMIN_LINK = True
 
 # Worker liveness (see README "Faults"). A running attempt records its process and writes a heartbeat every
 # WORKER_HEARTBEAT_S. The reconciler, in every worker every RECONCILE_EVERY_S, retries an attempt whose

@@ -10,7 +10,7 @@ urlpatterns = [
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    # The AWS-compatible API (batchjobs/api.py, written by the lead) is mounted at /api/personalize here.
+    # The AWS-compatible API (batchjobs/api.py), at /api/personalize; it authenticates with SigV4, not sessions.
     path("", include("batchjobs.api")),
     path("", include("batchjobs.urls")),
 ]

@@ -12,7 +12,7 @@ Interactions.EVENT_TYPE IN ("purchase")`` goes through three steps:
    :meth:`~CompiledFilter.item_mask` / :meth:`~CompiledFilter.user_mask` give boolean masks for
    a chunk of batch lines.
 
-Semantics (reference notes §5):
+Semantics, as the service documents them:
 
 - ``INCLUDE A | INCLUDE B`` keeps A ∪ B; ``EXCLUDE A | EXCLUDE B`` removes A ∪ B; ``INCLUDE A |
   EXCLUDE B`` keeps A − B, in any order.

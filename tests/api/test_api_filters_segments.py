@@ -285,7 +285,7 @@ def test_segment_job_errors(personalize, demo_world, trained_version):
 
 @pytest.mark.skipif(AWS is None, reason="awscli is not installed (pip install awscli into the venv)")
 def test_the_consoles_create_filter_command_runs_in_the_aws_cli(api_url, admin_key, demo_world, tmp_path):
-    from batchjobs.views import cli_text
+    from batchjobs.cli_snippets import cli_text
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},

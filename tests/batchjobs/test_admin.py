@@ -1,4 +1,5 @@
-"""The Django admin: every model's changelist loads; histories are read-only; secrets never show."""
+"""The Django admin: every model's changelist loads; histories are read-only; secrets never show; staff reach
+django-rq's dashboard from the job pages."""
 
 import pytest
 from django.urls import reverse
@@ -6,21 +7,26 @@ from django.urls import reverse
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
+    BatchSegmentJob,
+    BatchShard,
     Dataset,
+    DatasetExportJob,
     DatasetGroup,
     DatasetImportJob,
+    Filter,
     Role,
     Schema,
     Solution,
     SolutionVersion,
     StatusTransition,
 )
+from console.models import LoginFailure
 from tests.console import factories
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [Role, DatasetGroup, Schema, Dataset, DatasetImportJob, Solution, SolutionVersion, BatchInferenceJob,
-          AccessKey, StatusTransition]
+MODELS = [Role, DatasetGroup, Schema, Dataset, DatasetImportJob, DatasetExportJob, Solution, SolutionVersion,
+          BatchInferenceJob, BatchSegmentJob, BatchShard, Filter, AccessKey, StatusTransition, LoginFailure]
 
 
 @pytest.fixture
@@ -31,13 +37,20 @@ def admin_world(admin_client, admin_user):
     DatasetImportJob.objects.create(job_name="imp", dataset=dataset, data_location="s3://bucket/x.csv")
     version = factories.make_version(factories.make_solution(group))
     job = factories.make_job(version, role)
+    DatasetExportJob.objects.create(job_name="exp", dataset=dataset, output_path="s3://bucket/export/")
+    factories.make_segment_job(version, role)
+    BatchShard.objects.create(job=job, index=0, input_uri="s3://bucket/in/a.json", byte_start=0, byte_end=10,
+                              output_uri="s3://bucket/out/a.json.0")
+    Filter.objects.create(name="unwatched", arn="arn:aws:personalize:::filter/unwatched", dataset_group=group,
+                          filter_expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")')
+    LoginFailure.objects.create(username="eve", address="192.0.2.1")
     key = AccessKey.issue(admin_user)
     return {"client": admin_client, "job": job, "key": key, "group": group}
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_it_loads_the_changelist_of_every_model(admin_world, model):
-    url = reverse(f"admin:batchjobs_{model._meta.model_name}_changelist")
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     response = admin_world["client"].get(url)
     assert response.status_code == 200
 
@@ -45,7 +58,7 @@ def test_it_loads_the_changelist_of_every_model(admin_world, model):
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_it_loads_the_change_page_of_every_model(admin_world, model):
     obj = model.objects.first()
-    url = reverse(f"admin:batchjobs_{model._meta.model_name}_change", args=[obj.pk])
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.pk])
     assert admin_world["client"].get(url).status_code == 200
 
 
@@ -73,3 +86,35 @@ def test_it_never_shows_an_access_key_secret(admin_world):
     for url in (reverse("admin:batchjobs_accesskey_changelist"),
                 reverse("admin:batchjobs_accesskey_change", args=[key.pk])):
         assert key.secret_access_key not in client.get(url).content.decode()
+
+
+def test_it_registers_every_model():
+    from django.apps import apps
+    from django.contrib import admin
+
+    for app_label in ("batchjobs", "console"):
+        for model in apps.get_app_config(app_label).get_models():
+            assert admin.site.is_registered(model), model.__name__
+
+
+def test_it_links_the_job_pages_to_the_queue_dashboard(admin_world):
+    client = admin_world["client"]
+    dashboard = reverse("admin:django_rq_home")
+    job = admin_world["job"]
+    for url in (reverse("admin:batchjobs_batchinferencejob_changelist"),
+                reverse("admin:batchjobs_batchinferencejob_change", args=[job.pk]),
+                reverse("admin:batchjobs_batchsegmentjob_changelist"),
+                reverse("admin:batchjobs_batchshard_changelist")):
+        assert f'href="{dashboard}"' in client.get(url).content.decode(), url
+    response = client.get(dashboard)
+    assert response.status_code == 200
+    assert "batch" in response.content.decode()
+
+
+def test_it_keeps_the_queue_dashboard_for_staff(client, django_user_model):
+    dashboard = reverse("admin:django_rq_home")
+    assert client.get(dashboard).status_code == 302
+    client.force_login(django_user_model.objects.create_user("viewer", password="x"))
+    response = client.get(dashboard)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -224,7 +224,7 @@ def test_model_files_with_denominators_stored_by_earlier_versions_give_the_same_
         creation_timestamps=np.array([newest - 86400], dtype=np.int64),
     )
     model = _model(sequence_weight=sequence_weight).fit(interactions, items)
-    # Training no longer computes a denominator for every user: the fused kernel does, per job.
+    # Training leaves the per-user denominators to the fused kernel, which computes them per job.
     assert model.log_normalizers_ is None
     users = ["a1", "b2", "nobody", "b7"]
     fresh = _batch_output(model), model.recommend(users, 6, exploration_weight=0.5, seed=3)

@@ -1,0 +1,102 @@
+"""Filters: the list, creation, and each filter with the jobs that used it."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from batchjobs.cli_snippets import cli_context
+from batchjobs.errors import ServiceError
+from batchjobs.forms import FILTER_EXAMPLES, FilterForm, show_service_error
+from batchjobs.models import BatchInferenceJob, BatchSegmentJob, Filter, Status
+from batchjobs.paging import sorted_page
+from batchjobs.permissions import write_required
+from batchjobs.views.common import crumbs, get_filter_for_user, get_group_for_user, history
+
+
+@login_required
+@require_GET
+def filter_list(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    page, sorting = sorted_page(request, group.filters.all(), "name")
+    return render(
+        request,
+        "batchjobs/filters.html",
+        {
+            "group": group,
+            "filters": page,
+            "page": page,
+            "sorting": sorting,
+            "breadcrumbs": crumbs(group, ("Filters", None)),
+        },
+    )
+
+
+@login_required
+@write_required("create a filter")
+@require_http_methods(["GET", "POST"])
+def filter_create(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    form = FilterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            row = Filter.create_validated(data["name"], group.arn, data["filter_expression"])
+        except ServiceError as exc:
+            show_service_error(form, exc, form.API_FIELDS)
+        else:
+            if row.status == Status.ACTIVE:
+                messages.success(request, f"Filter {row.name} created.")
+            else:
+                messages.error(request, f"Filter {row.name} was created but failed: {row.failure_reason}")
+            return redirect("batchjobs:filter_detail", group.pk, row.pk)
+    spec = [
+        {"path": "name", "field": "name"},
+        {"path": "datasetGroupArn", "const": group.arn},
+        {"path": "filterExpression", "field": "filter_expression"},
+    ]
+    return render(
+        request,
+        "batchjobs/filter_create.html",
+        {
+            "group": group,
+            "form": form,
+            "examples": FILTER_EXAMPLES,
+            "cli": cli_context(request, form, "create-filter", spec),
+            "breadcrumbs": crumbs(
+                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), ("Create filter", None)
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def filter_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    row = get_filter_for_user(request, group, pk)
+    try:
+        target = row.target
+    except ValueError:
+        target = ""
+    related = "solution_version__solution"
+    inference_jobs = list(BatchInferenceJob.objects.filter(filter_arn=row.arn).select_related(related))
+    segment_jobs = list(BatchSegmentJob.objects.filter(filter_arn=row.arn).select_related(related))
+    return render(
+        request,
+        "batchjobs/filter_detail.html",
+        {
+            "group": group,
+            "filter": row,
+            "target": target,
+            "transitions": history(row),
+            "inference_jobs": inference_jobs,
+            "segment_jobs": segment_jobs,
+            "use_count": len(inference_jobs) + len(segment_jobs),
+            "breadcrumbs": crumbs(
+                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), (row.name, None)
+            ),
+        },
+    )

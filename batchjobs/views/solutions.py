@@ -1,0 +1,198 @@
+"""Solutions, the recipe catalogue, and solution versions (training runs)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from batchjobs import charts
+from batchjobs.cli_snippets import cli_context, static_cli
+from batchjobs.errors import ServiceError
+from batchjobs.forms import SolutionForm, show_service_error
+from batchjobs.models import Solution, SolutionVersion
+from batchjobs.paging import sorted_page
+from batchjobs.permissions import write_required
+from batchjobs.progress import elapsed_progress, last_started
+from batchjobs.views.common import (
+    crumbs,
+    get_group_for_user,
+    get_solution_for_user,
+    get_version_for_user,
+    history,
+    no_store,
+    recipe_or_none,
+    status_payload,
+)
+from engine.recipes.catalog import RECIPES
+
+
+@login_required
+@require_GET
+def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    page, sorting = sorted_page(request, group.solutions.annotate(version_count=Count("versions")), "name")
+    return render(
+        request,
+        "batchjobs/solutions.html",
+        {
+            "group": group,
+            "tab": "solutions",
+            "solutions": [(s, recipe_or_none(s.recipe_arn)) for s in page],
+            "page": page,
+            "sorting": sorting,
+            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
+        },
+    )
+
+
+@login_required
+@require_GET
+def recipes(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    return render(
+        request,
+        "batchjobs/solutions.html",
+        {
+            "group": group,
+            "tab": "recipes",
+            "recipes": list(RECIPES.values()),
+            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
+        },
+    )
+
+
+@login_required
+@write_required("create a solution")
+@require_http_methods(["GET", "POST"])
+def solution_create(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    form = SolutionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        hyperparameters = form.changed_hyperparameters()
+        config = {"algorithmHyperParameters": hyperparameters} if hyperparameters else {}
+        try:
+            solution = Solution.create_validated(
+                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config,
+                perform_auto_training=data["perform_auto_training"],
+            )
+        except ServiceError as exc:
+            show_service_error(form, exc, form.API_FIELDS)
+        else:
+            messages.success(request, f"Solution {solution.name} created. Create a solution version to train it.")
+            return redirect("batchjobs:solution_detail", group.pk, solution.pk)
+    spec = [
+        {"path": "name", "field": "name"},
+        {"path": "datasetGroupArn", "const": group.arn},
+        {"path": "recipeArn", "field": "recipe"},
+        {"path": "eventType", "field": "event_type"},
+        {"path": "performAutoTraining", "field": "perform_auto_training", "kind": "bool", "default": True},
+    ]
+    return render(
+        request,
+        "batchjobs/solution_create.html",
+        {
+            "group": group,
+            "form": form,
+            "cli": cli_context(request, form, "create-solution", spec),
+            "breadcrumbs": crumbs(
+                group,
+                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
+                ("Create solution", None),
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def solution_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    solution = get_solution_for_user(request, group, pk)
+    page, sorting = sorted_page(request, solution.versions.all(), "arn")
+    return render(
+        request,
+        "batchjobs/solution_detail.html",
+        {
+            "group": group,
+            "solution": solution,
+            "recipe": recipe_or_none(solution.recipe_arn),
+            "versions": page,
+            "page": page,
+            "sorting": sorting,
+            "cli": static_cli(request, "create-solution-version", {"solutionArn": solution.arn}),
+            "breadcrumbs": crumbs(
+                group,
+                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
+                (solution.name, None),
+            ),
+        },
+    )
+
+
+@login_required
+@write_required("create a solution version")
+@require_POST
+def solution_version_create(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    solution = get_solution_for_user(request, group, pk)
+    try:
+        version = SolutionVersion.create_validated(solution.arn)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("batchjobs:solution_detail", group.pk, solution.pk)
+    messages.success(request, f"Solution version {version.version_id} created; training is queued.")
+    return redirect("batchjobs:solution_version_detail", group.pk, version.pk)
+
+
+@login_required
+@require_GET
+def solution_version_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    version = get_version_for_user(request, group, pk)
+    solution = version.solution
+    transitions = history(version)
+    started = last_started(transitions)
+    metrics = version.metrics_with_baseline()
+    return render(
+        request,
+        "batchjobs/solution_version_detail.html",
+        {
+            "group": group,
+            "version": version,
+            "solution": solution,
+            "recipe": recipe_or_none(solution.recipe_arn),
+            # What the model was trained with: the solution's values and, after HPO, the tuned ones.
+            "hyperparameters": sorted({**solution.hyperparameters, **version.tuned_hyperparameters}.items()),
+            "metrics": metrics,
+            "metrics_chart": charts.grouped_bars(
+                "chart-metrics",
+                "Solution version metrics against the popularity baseline",
+                metrics,
+                ("This version", "Popularity baseline"),
+            )
+            if metrics
+            else "",
+            "progress": elapsed_progress(version, started),
+            "transitions": transitions,
+            "status_url": reverse("batchjobs:solution_version_status", args=[group.pk, version.pk]),
+            "breadcrumbs": crumbs(
+                group,
+                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
+                (solution.name, reverse("batchjobs:solution_detail", args=[group.pk, solution.pk])),
+                (version.version_id, None),
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def solution_version_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    version = get_version_for_user(request, get_group_for_user(request, group_pk), pk)
+    transitions = history(version)
+    progress = elapsed_progress(version, last_started(transitions))
+    return no_store(status_payload(version, transitions, training_hours=version.training_hours, progress=progress))
