@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The AWS-compatible API (batchjobs/api.py, written by the lead) is mounted at /api/personalize here.
     path("", include("batchjobs.api")),
+    # The runtime API (GetRecommendations, GetPersonalizedRanking) at /api/personalize-runtime.
+    path("", include("batchjobs.runtime")),
     path("", include("batchjobs.urls")),
 ]
 
