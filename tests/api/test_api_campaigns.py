@@ -2,7 +2,12 @@
 whose answers must be a batch job's lines for the same users, to the byte in the scores."""
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -220,8 +225,6 @@ def test_item_metadata_and_latest_version_sync(personalize, runtime, demo_world,
 
 def test_the_campaign_server_answers_over_its_socket(personalize, runtime, demo_world, trained_version, settings,
                                                      tmp_path):
-    import subprocess
-    import sys
     import time
 
     version = trained_version("aws-user-personalization")
@@ -244,3 +247,33 @@ def test_the_campaign_server_answers_over_its_socket(personalize, runtime, demo_
         server.terminate()
         server.wait(timeout=10)
     assert not (tmp_path / "serving.sock").exists()
+
+
+AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+
+
+@pytest.mark.skipif(AWS is None, reason="awscli is not installed (pip install awscli into the venv)")
+def test_the_aws_cli_creates_a_campaign_and_gets_recommendations(live_server, admin_key, demo_world, trained_version,
+                                                                  tmp_path):
+    version = trained_version("aws-user-personalization")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": admin_key.access_key_id, "AWS_SECRET_ACCESS_KEY": admin_key.secret_access_key,
+        "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"), "AWS_MAX_ATTEMPTS": "1",
+    }
+
+    def aws(service: str, path: str, *args: str) -> dict:
+        done = subprocess.run([AWS, service, *args, "--endpoint-url", live_server.url + path, "--output", "json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    arn = aws("personalize", "/api/personalize", "create-campaign", "--name", "cli",
+              "--solution-version-arn", version.arn)["campaignArn"]
+    assert aws("personalize", "/api/personalize", "describe-campaign", "--campaign-arn", arn)["campaign"]["status"] == (
+        "ACTIVE")
+    user = demo_world["data"].user_ids[3]
+    got = aws("personalize-runtime", "/api/personalize-runtime", "get-recommendations", "--campaign-arn", arn,
+              "--user-id", user, "--num-results", "5")
+    assert len(got["itemList"]) == 5 and all("score" in e for e in got["itemList"])
