@@ -11,10 +11,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
 from batchjobs.models import BatchInferenceJob, Campaign
-from tests.api.support import REGION
+from tests.api.support import REGION, error_of, signed_post
 from tests.helpers import run_queued_jobs, write_lines
 
 
@@ -277,3 +278,34 @@ def test_the_aws_cli_creates_a_campaign_and_gets_recommendations(live_server, ad
     got = aws("personalize-runtime", "/api/personalize-runtime", "get-recommendations", "--campaign-arn", arn,
               "--user-id", user, "--num-results", "5")
     assert len(got["itemList"]) == 5 and all("score" in e for e in got["itemList"])
+
+
+def test_odd_runtime_requests_get_the_services_errors_not_500s(live_server, admin_key, personalize, trained_version):
+    version = trained_version("aws-user-personalization")
+    campaign = _campaign(personalize, version.arn)
+    url = live_server.url + "/api/personalize-runtime/recommendations"
+
+    def post(body: bytes, key=admin_key.access_key_id, secret=admin_key.secret_access_key):
+        return signed_post(url, key, secret, None, body)
+
+    cases = [
+        (b"not json", "SerializationException"),
+        (b"[1, 2]", "SerializationException"),
+        (json.dumps({"campaignArn": campaign, "userId": 5}).encode(), "SerializationException"),
+        (json.dumps({"campaignArn": campaign, "userId": "u", "numResults": -1}).encode(), "InvalidInputException"),
+        (json.dumps({"campaignArn": campaign, "userId": "x" * 300}).encode(), "InvalidInputException"),
+        (json.dumps({"campaignArn": "not-an-arn", "userId": "u"}).encode(), "InvalidInputException"),
+        (json.dumps({"userId": "u"}).encode(), "InvalidInputException"),
+        (json.dumps({"campaignArn": campaign, "userId": "u", "promotions": [{"name": "p"}]}).encode(),
+         "InvalidInputException"),
+        (json.dumps({"campaignArn": campaign, "userId": "u", "filterValues": {"A": "1"}}).encode(),
+         "InvalidInputException"),
+    ]
+    for body, code in cases:
+        response = post(body)
+        assert response.status_code == 400, (body, response.content)
+        assert error_of(response)[1] == code, (body, response.content)
+    unsigned = requests.post(url, data=b"{}", timeout=30)
+    assert unsigned.status_code == 403
+    wrong = post(json.dumps({"campaignArn": campaign, "userId": "u"}).encode(), secret="wrong")
+    assert wrong.status_code == 403 and error_of(wrong)[1] == "InvalidSignatureException"
