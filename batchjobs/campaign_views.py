@@ -185,7 +185,18 @@ def campaign_detail(request, group_pk, pk):
         if filter_values:
             params["filterValues"] = filter_values
     results, error = None, ""
-    if asked:
+    # What the call needs, said on the page rather than answered with a placeholder's recommendations.
+    if recipe.input_kind == "itemId":
+        missing = "" if item_id else "an item ID"
+    elif recipe.input_kind in ("userId", "userId+itemList"):
+        missing = "" if user_id else "a user ID"
+    else:
+        missing = ""
+    if not missing and ranking and not item_list:
+        missing = "the item IDs to rank"
+    if asked and missing:
+        error = f"Enter {missing}."
+    elif asked:
         try:
             request_spec, _ = runtime.resolve(operation, {k: v for k, v in params.items()})
             items_dataset = Dataset.objects.filter(dataset_group=group, dataset_type=Dataset.Type.ITEMS).first()

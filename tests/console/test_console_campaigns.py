@@ -37,6 +37,7 @@ def test_create_a_campaign_and_test_it(client, django_user_model, demo_world, tr
     assert len(rows) == 25 and all(b"title" in title for _, _, title, _ in rows)
     assert b"aws personalize-runtime get-recommendations" in tested.content
     assert b"runtime.get_recommendations(" in tested.content
+    assert b"Enter a user ID." in client.get(detail_url, {"run": "1", "user_id": ""}).content
 
     # A name taken already is the service's error, beside the field.
     again = client.post(reverse("batchjobs:campaign_create", args=[group.pk]), {
