@@ -40,6 +40,7 @@ from batchjobs.models import (
     UNFINISHED_STATUSES,
     BatchInferenceJob,
     BatchSegmentJob,
+    Campaign,
     Dataset,
     DatasetExportJob,
     DatasetGroup,
@@ -538,6 +539,53 @@ def list_batch_segment_jobs(call: Call) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Campaigns
+
+_CAMPAIGNS = Campaign.objects.select_related("solution", "solution_version")
+
+
+def create_campaign(call: Call) -> dict:
+    p = call.params
+    row = Campaign.create_validated(
+        _text(p, "name", required=True),
+        _text(p, "solutionVersionArn", required=True),
+        min_provisioned_tps=_member(p, "minProvisionedTPS"),
+        campaign_config=_member(p, "campaignConfig"),
+        tags=_tags(p),
+    )
+    return {"campaignArn": row.arn}
+
+
+def _campaign(call: Call):
+    return validation.lookup(_CAMPAIGNS, _text(call.params, "campaignArn", required=True), "campaignArn")
+
+
+def describe_campaign(call: Call) -> dict:
+    return {"campaign": serializers.campaign(_campaign(call))}
+
+
+def list_campaigns(call: Call) -> dict:
+    rows, scope = _filtered(call, _CAMPAIGNS, "solutionArn", Solution, "solution")
+    return _page(call, rows, "campaigns", serializers.campaign_summary, scope)
+
+
+def update_campaign(call: Call) -> dict:
+    p = call.params
+    row = _campaign(call)
+    row.update_validated(
+        solution_version_arn=_text(p, "solutionVersionArn"),
+        min_provisioned_tps=_member(p, "minProvisionedTPS"),
+        campaign_config=_member(p, "campaignConfig"),
+    )
+    return {"campaignArn": row.arn}
+
+
+def delete_campaign(call: Call) -> dict:
+    _campaign(call).delete_validated()
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Filters. The service's quirk: ListFilters answers under the capitalised key "Filters".
 
 _FILTERS = Filter.objects.select_related("dataset_group")
@@ -586,7 +634,7 @@ def delete_filter(call: Call) -> dict:
 
 TAGGABLE = (
     DatasetGroup, Schema, Dataset, DatasetImportJob, DatasetExportJob, Solution, SolutionVersion, BatchInferenceJob,
-    BatchSegmentJob, Filter,
+    BatchSegmentJob, Filter, Campaign,
 )
 
 
@@ -680,6 +728,11 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeFilter": Operation(describe_filter),
     "ListFilters": Operation(list_filters),
     "DeleteFilter": Operation(delete_filter, mutates=True),
+    "CreateCampaign": Operation(create_campaign, mutates=True),
+    "DescribeCampaign": Operation(describe_campaign),
+    "ListCampaigns": Operation(list_campaigns),
+    "UpdateCampaign": Operation(update_campaign, mutates=True),
+    "DeleteCampaign": Operation(delete_campaign, mutates=True),
     "TagResource": Operation(tag_resource, mutates=True),
     "UntagResource": Operation(untag_resource, mutates=True),
     "ListTagsForResource": Operation(list_tags_for_resource),

@@ -366,3 +366,34 @@ def feature_transformation(arn: str) -> dict:
         lastUpdatedDateTime=timestamp(RECIPE_CREATED),
     )
 
+
+
+def _campaign_config(config: dict) -> dict:
+    # Exploration values go out as the strings they came in as (the model's HyperParameters map).
+    return dict(config)
+
+
+def campaign(row) -> dict:
+    update = row.latest_update
+    return present(
+        name=row.name,
+        campaignArn=row.arn,
+        solutionVersionArn=row.solution_version.arn,
+        minProvisionedTPS=row.min_provisioned_tps,
+        campaignConfig=_campaign_config(row.config),
+        status=row.status,
+        failureReason=row.failure_reason,
+        **_times(row),
+        latestCampaignUpdate=_update_summary(
+            update,
+            solutionVersionArn=update.get("solutionVersionArn"),
+            minProvisionedTPS=update.get("minProvisionedTPS"),
+            campaignConfig=update.get("campaignConfig"),
+        ),
+    )
+
+
+def campaign_summary(row) -> dict:
+    return present(
+        name=row.name, campaignArn=row.arn, status=row.status, failureReason=row.failure_reason, **_times(row)
+    )

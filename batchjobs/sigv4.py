@@ -25,6 +25,8 @@ from batchjobs.validation import shown
 log = logging.getLogger(__name__)
 
 SERVICE = "personalize"
+# How stale an access key's last_used may get before a call records it again.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = dt.timedelta(minutes=15)
 MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
@@ -230,5 +232,7 @@ def authenticate(request) -> AccessKey:
     expected = _expected_signature(request, signed, secret)
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise _mismatch()
-    AccessKey.objects.filter(pk=key.pk).update(last_used=now)
+    if key.last_used is None or now - key.last_used > LAST_USED_RESOLUTION:
+        # A write per call would put a database commit on every runtime request's path; to the minute is enough.
+        AccessKey.objects.filter(pk=key.pk).update(last_used=now)
     return key

@@ -42,6 +42,12 @@ def service_model():
     return botocore.session.get_session().get_service_model("personalize")
 
 
+@cache
+def runtime_service_model():
+    """botocore's personalize-runtime model: GetRecommendations and GetPersonalizedRanking."""
+    return botocore.session.get_session().get_service_model("personalize-runtime")
+
+
 def model_enum(shape_name: str) -> list[str]:
     """The enum values botocore's model gives a shape, e.g. TrainingMode -> [FULL, UPDATE, AUTOTRAIN]."""
     return list(service_model().shape_for(shape_name).enum)
@@ -190,7 +196,7 @@ def lookup(queryset, arn: str, member: str):
 # The whole request against the operation's input shape
 
 
-def check_request(operation: str, params: dict) -> None:
+def check_request(operation: str, params: dict, model=None) -> None:
     """Refuse a request that does not fit the input shape of `operation` in botocore's model.
 
     Wrong JSON types are SerializationException, as the service's protocol layer answers them; missing
@@ -198,7 +204,7 @@ def check_request(operation: str, params: dict) -> None:
     database can store (NUL characters, unpaired surrogates) are refused too. Members the shape does not
     name are ignored, as the service ignores them.
     """
-    shape = service_model().operation_model(operation).input_shape
+    shape = (model or service_model()).operation_model(operation).input_shape
     if shape is not None:
         _check_shape(shape, params, "")
 

@@ -106,6 +106,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{DATA_DIR / 'redis.sock'}?db=0"
 EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
+# The campaign server's unix socket (engine.serving); `make run` starts one and sets it. Unset, runtime calls
+# are answered in the web process itself.
+CAMPAIGN_SOCKET = os.environ.get("CAMPAIGN_SOCKET", "")
 _QUEUE = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600, "DEFAULT_RESULT_TTL": 24 * 3600}
 RQ_QUEUES = {"batch": dict(_QUEUE), "training": dict(_QUEUE)}
 

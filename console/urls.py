@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The AWS-compatible API (batchjobs/api.py), at /api/personalize; it authenticates with SigV4, not sessions.
     path("", include("batchjobs.api")),
+    # The runtime API (GetRecommendations, GetPersonalizedRanking) at /api/personalize-runtime.
+    path("", include("batchjobs.runtime")),
     path("", include("batchjobs.urls")),
 ]
 

@@ -423,7 +423,17 @@ class UserPersonalization(RecommenderModel):
         exploration is off or no item is young enough."""
         if weight <= 0:
             return None
-        columns = np.flatnonzero(young_items(self.item_age_basis_, self.latest_timestamp_, cut_off_days))
+        # Kept per cut-off with the scoring state (built once per fitted model): a real-time request asks for
+        # one user, for whom a pass over the catalogue's ages would cost more than a good part of the scoring.
+        cache = self._scoring_state().setdefault("young_columns", {})
+        key = float(cut_off_days)
+        columns = cache.get(key)
+        if columns is None:
+            columns = np.flatnonzero(young_items(self.item_age_basis_, self.latest_timestamp_, cut_off_days))
+            columns.setflags(write=False)
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = columns
         return (columns, weight) if len(columns) else None
 
     def _explore_known(self, urows, relevance: TopK, logits, log_norm, columns, weight: float, seed: int, keys,

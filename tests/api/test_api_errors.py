@@ -144,5 +144,10 @@ def test_every_required_operation_is_in_the_table():
         "CreateDatasetExportJob",
         "DescribeDatasetExportJob",
         "ListDatasetExportJobs",
+        "CreateCampaign",
+        "DescribeCampaign",
+        "ListCampaigns",
+        "UpdateCampaign",
+        "DeleteCampaign",
     }
     assert wanted == set(api.OPERATIONS)

@@ -30,7 +30,7 @@ from console.supervisor import Program, Supervisor
 
 SUPERVISE_EVERY_S = 0.2
 # Web and workers together, Redis last: they use it until they exit.
-STOP_ORDER = [("web", "worker"), ("redis",)]
+STOP_ORDER = [("web", "worker"), ("campaigns", "redis")]
 
 
 class Stop(Exception):
@@ -112,6 +112,9 @@ class Command(BaseCommand):
             signal.signal(sig, stop)
         data_dir = Path(settings.DATA_DIR)
         data_dir.mkdir(parents=True, exist_ok=True)
+        # The campaign server's socket, for the web workers, which forward runtime calls to it.
+        campaign_socket = data_dir / "campaigns.sock"
+        os.environ["CAMPAIGN_SOCKET"] = str(campaign_socket)
         supervisor = Supervisor(log=self.stderr.write)
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         try:
@@ -131,6 +134,14 @@ class Command(BaseCommand):
                         stop_timeout=10,
                     )
                 )
+            supervisor.start(
+                Program(
+                    "campaigns",
+                    [sys.executable, "-m", "engine.serving", "--socket", str(campaign_socket)],
+                    cwd=str(settings.BASE_DIR),
+                    stop_timeout=5,
+                )
+            )
             supervisor.start(
                 Program(
                     "web",
@@ -156,6 +167,7 @@ class Command(BaseCommand):
             supervisor.stop(STOP_ORDER)
             if settings.EMBEDDED_REDIS:
                 (data_dir / "redis.sock").unlink(missing_ok=True)
+            campaign_socket.unlink(missing_ok=True)
             self.stdout.write("Stopped.")
 
     def _seed(self, supervisor: Supervisor, manage: list[str]) -> str | None:
