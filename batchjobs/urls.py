@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batchjobs import campaign_views, views
+from batchjobs import views
 
 app_name = "batchjobs"
 
@@ -42,9 +42,9 @@ urlpatterns = [
          name="job_failed_download"),
     path(group + "batch-inference-jobs/<int:pk>/rerun-failed/", views.job_rerun_failed, name="job_rerun_failed"),
     # Campaigns
-    path(group + "campaigns/", campaign_views.campaign_list, name="campaign_list"),
-    path(group + "campaigns/create/", campaign_views.campaign_create, name="campaign_create"),
-    path(group + "campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign_detail"),
+    path(group + "campaigns/", views.campaign_list, name="campaign_list"),
+    path(group + "campaigns/create/", views.campaign_create, name="campaign_create"),
+    path(group + "campaigns/<int:pk>/", views.campaign_detail, name="campaign_detail"),
     # Batch segment jobs
     path(group + "batch-segment-jobs/", views.segment_job_list, name="segment_job_list"),
     path(group + "batch-segment-jobs/create/", views.segment_job_create, name="segment_job_create"),

@@ -16,6 +16,7 @@ from batchjobs.views.batch_jobs import (
     job_rerun_failed,
     job_status,
 )
+from batchjobs.views.campaigns import campaign_create, campaign_detail, campaign_list
 from batchjobs.views.credentials import access_key_create, access_key_revoke, credentials
 from batchjobs.views.dataset_groups import dataset_group_create, dataset_group_list, dataset_group_overview
 from batchjobs.views.datasets import dataset_create, datasets, import_job_create, import_job_detail, import_job_status
@@ -42,6 +43,9 @@ from batchjobs.views.solutions import (
 __all__ = [
     "access_key_create",
     "access_key_revoke",
+    "campaign_create",
+    "campaign_detail",
+    "campaign_list",
     "credentials",
     "dataset_create",
     "dataset_group_create",

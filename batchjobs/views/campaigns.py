@@ -7,24 +7,19 @@ import json
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from batchjobs import runtime
+from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.forms import show_service_error
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
-from batchjobs.views import (
-    _crumbs,
-    _get_group_for_user,
-    _sorted_page,
-    _static_cli,
-    _transitions,
-    boto3_text,
-    cli_text,
-    write_required,
-)
+from batchjobs.paging import sorted_page
+from batchjobs.permissions import write_required
+from batchjobs.views.common import crumbs, get_group_for_user, history
 from engine.serving import ServingUnavailable
 
 
@@ -70,12 +65,12 @@ def _get_campaign(group, pk) -> Campaign:
 
 
 @login_required
-def campaign_list(request, group_pk):
-    group = _get_group_for_user(request, group_pk)
-    page, sorting = _sorted_page(request, _campaigns_of(group), "name")
+def campaign_list(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    page, sorting = sorted_page(request, _campaigns_of(group), "name")
     return render(request, "batchjobs/campaigns.html", {
         "group": group, "campaigns": page, "page": page, "sorting": sorting,
-        "breadcrumbs": _crumbs(group, ("Campaigns", None)),
+        "breadcrumbs": crumbs(group, ("Campaigns", None)),
     })
 
 
@@ -100,8 +95,8 @@ def _create_params(data) -> dict:
 @login_required
 @write_required("create a campaign")
 @require_http_methods(["GET", "POST"])
-def campaign_create(request, group_pk):
-    group = _get_group_for_user(request, group_pk)
+def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
     versions = (
         SolutionVersion.objects.filter(solution__dataset_group=group, status=Status.ACTIVE)
         .select_related("solution").order_by("-created")
@@ -129,8 +124,8 @@ def campaign_create(request, group_pk):
     }
     return render(request, "batchjobs/campaign_create.html", {
         "group": group, "form": form, "has_versions": bool(versions),
-        "cli": _static_cli(request, "create-campaign", params),
-        "breadcrumbs": _crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
+        "cli": static_cli(request, "create-campaign", params),
+        "breadcrumbs": crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
                                ("Create campaign", None)),
     })
 
@@ -160,8 +155,8 @@ def _runtime_cli(request, operation: str, params: dict) -> dict:
 
 
 @login_required
-def campaign_detail(request, group_pk, pk):
-    group = _get_group_for_user(request, group_pk)
+def campaign_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
     campaign = _get_campaign(group, pk)
     recipe = campaign.recipe
     filters = Filter.objects.filter(dataset_group=group, status=Status.ACTIVE).order_by("name")
@@ -219,14 +214,14 @@ def campaign_detail(request, group_pk, pk):
             error = str(exc)
     cli_operation = "get-personalized-ranking" if ranking else "get-recommendations"
     return render(request, "batchjobs/campaign_detail.html", {
-        "group": group, "campaign": campaign, "recipe": recipe, "transitions": _transitions(campaign),
+        "group": group, "campaign": campaign, "recipe": recipe, "transitions": history(campaign),
         "config_json": json.dumps(campaign.config, indent=2) if campaign.config else "",
         "ranking": ranking, "by_item": recipe.input_kind == "itemId", "item_filters": item_filters,
         "asked": asked, "user_id": user_id, "item_id": item_id, "item_list": "\n".join(item_list),
         "filter_arn": filter_arn, "filter_values": request.GET.get("filter_values", ""),
         "results": results, "error": error, "has_scores": recipe.has_scores,
         "cli": _runtime_cli(request, cli_operation, params),
-        "breadcrumbs": _crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
+        "breadcrumbs": crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
                                (campaign.name, None)),
     })
 
