@@ -8,6 +8,7 @@ from batchjobs.models import (
     BatchInferenceJob,
     BatchSegmentJob,
     BatchShard,
+    Campaign,
     Dataset,
     DatasetExportJob,
     DatasetGroup,
@@ -105,6 +106,14 @@ class SolutionVersionAdmin(AsyncResourceAdmin):
     list_filter = ("status", "training_mode", "solution__recipe_arn")
     search_fields = ("arn", "name", "solution__name")
     list_select_related = ("solution",)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(AsyncResourceAdmin):
+    list_display = ("name", "solution_version", "status", "min_provisioned_tps", "created")
+    search_fields = ("name", "arn", "solution_version__arn")
+    list_select_related = ("solution_version",)
+    raw_id_fields = ("solution", "solution_version")
 
 
 class BatchJobAdmin(AsyncResourceAdmin):
