@@ -164,9 +164,11 @@ def main() -> None:
     import django
 
     django.setup()
-    from console.management.commands.runconsole import start_embedded_redis
+    from console.management.commands.runconsole import redis_program
 
-    redis_process = start_embedded_redis(data_dir)
+    redis = redis_program(data_dir)
+    redis_process = subprocess.Popen(redis.argv)
+    redis.on_start(redis_process)
     workers: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
