@@ -482,6 +482,21 @@ class IdMap:
         out[hit] = pos_c[hit]
         return out
 
+    @classmethod
+    def encode(cls, ids) -> tuple[IdMap, np.ndarray]:
+        """The map of ``ids`` and the index of each id in it: one sort, where building the map and then
+        looking every id up would search the map once per id.
+
+        Examples
+        --------
+        >>> m, codes = IdMap.encode(["b", "a", "b"])
+        >>> m.ids.tolist(), codes.tolist()
+        (['a', 'b'], [1, 0, 1])
+        """
+        m = cls.__new__(cls)
+        m.ids, inverse = np.unique(_to_unicode(ids), return_inverse=True)
+        return m, inverse.reshape(-1).astype(np.int64, copy=False)
+
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Arrays for ``np.savez``: ``{prefix + "ids": <U array>}`` (never object dtype)."""
         return {prefix + "ids": self.ids}

@@ -5,15 +5,24 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from engine.datasets import IdMap, Interactions, Items, Users, interaction_matrix
+from engine.datasets import IdMap, Interactions, Items, Users
 from engine.recipes._scoring import n_threads
 
 __all__ = ["NotFittedError", "RecommenderModel"]
+
+class FittedCounts(NamedTuple):
+    """What every recipe's fit starts from: events per (user, item), and each event's user row and item
+    column, so recipes need not look the ids up again."""
+
+    counts: sp.csr_matrix
+    rows: np.ndarray
+    cols: np.ndarray
+
 
 class NotFittedError(ValueError):
     """``recommend`` was called before ``fit``."""
@@ -175,13 +184,16 @@ class RecommenderModel(ABC):
             item_ids = np.concatenate(
                 [np.asarray(item_ids, dtype=object), np.asarray(items.item_ids, dtype=object)]
             )
-        self.user_map_ = IdMap(interactions.user_ids)
-        self.item_map_ = IdMap(item_ids)
-        counts, _, _ = interaction_matrix(interactions, self.user_map_, self.item_map_)
-        n_items = len(self.item_map_)
+        self.user_map_, rows = IdMap.encode(interactions.user_ids)
+        self.item_map_, cols = IdMap.encode(item_ids)
+        cols = cols[: len(interactions)]
+        n_users, n_items = len(self.user_map_), len(self.item_map_)
+        counts = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, n_items)
+        )
+        counts.sum_duplicates()
         self.item_popularity_ = np.diff(counts.tocsc().indptr).astype(np.int64)
         self.item_counts_ = np.asarray(counts.sum(axis=0)).ravel().astype(np.int64)
-        cols = self.item_map_.index(interactions.item_ids)
         ts = np.asarray(interactions.timestamps, dtype=np.int64)
         self.latest_timestamp_ = int(ts.max())
         first = np.full(n_items, np.iinfo(np.int64).max, dtype=np.int64)
@@ -195,7 +207,7 @@ class RecommenderModel(ABC):
             first[idx[known]] = np.asarray(items.creation_timestamps, dtype=np.int64)[known]
         self.item_age_basis_ = first
         self._finish_common()
-        return counts
+        return FittedCounts(counts, rows, cols)
 
     def _finish_common(self) -> None:
         pop = self.item_popularity_

@@ -173,10 +173,8 @@ class ItemAffinity(RecommenderModel):
 
     def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
         self._validate_params()
-        counts = self._fit_common(interactions, items)
+        counts, rows, cols = self._fit_common(interactions, items)
         n_users, n_items = counts.shape
-        rows = self.user_map_.index(interactions.user_ids)
-        cols = self.item_map_.index(interactions.item_ids)
         ts = np.asarray(interactions.timestamps, dtype=np.int64)
         n = len(rows)
         # Sort by user, then time, then file order so equal timestamps keep import order.

@@ -108,7 +108,7 @@ class Sims(RecommenderModel):
 
     def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
         self._validate_params()
-        counts = self._fit_common(interactions, items)
+        counts, rows, cols = self._fit_common(interactions, items)
         n_users, n_items = counts.shape
         x = counts.copy()
         x.data[:] = 1.0
@@ -147,7 +147,7 @@ class Sims(RecommenderModel):
         co.sort_indices()
         strength = co.data.copy()
         if self.proximity_weight > 0 and self.proximity_window >= 1:
-            near = self._proximity(interactions, x)
+            near = self._proximity(rows, cols, interactions.timestamps, x)
             # Pairs near each other in some history are co-interacted by that user, so ``near`` lives
             # inside co's sparsity pattern and the sum keeps co's structure entry for entry.
             total = (co + float(self.proximity_weight) * near).tocsr()
@@ -173,7 +173,7 @@ class Sims(RecommenderModel):
         self.neighbour_indices_ = c.astype(np.int32)
         return self
 
-    def _proximity(self, interactions: Interactions, x: sp.csr_matrix) -> sp.csr_matrix:
+    def _proximity(self, rows: np.ndarray, cols: np.ndarray, timestamps, x: sp.csr_matrix) -> sp.csr_matrix:
         """Symmetric item x item sums of ``1 / d`` over the histories where two items lie ``d`` apart.
 
         Each user's history is their kept (user, item) pairs, ordered by the most recent interaction
@@ -182,9 +182,7 @@ class Sims(RecommenderModel):
         ``proximity_weight`` times the co-count.
         """
         n_users, n_items = x.shape
-        rows = self.user_map_.index(interactions.user_ids)
-        cols = self.item_map_.index(interactions.item_ids)
-        ts = np.asarray(interactions.timestamps, dtype=np.int64)
+        ts = np.asarray(timestamps, dtype=np.int64)
         n = len(rows)
         # Newest first within each (user, item) pair; keep that one.
         order = np.lexsort((-np.arange(n), -ts, cols, rows))

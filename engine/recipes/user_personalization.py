@@ -17,6 +17,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
+from engine.recipes import _kernels
 from engine.recipes._scoring import PackedItems, fused_top_k, scratch, top_k_rows
 from engine.recipes.base import RecommenderModel, fit_als
 from engine.recipes.catalog import get_recipe
@@ -184,10 +185,8 @@ class UserPersonalization(RecommenderModel):
     def fit(self, interactions: Interactions, items: Items | None = None, users: Users | None = None):
         self._validate_params()
         self._scoring_cache = None
-        counts = self._fit_common(interactions, items)
+        counts, rows, cols = self._fit_common(interactions, items)
         n_users, n_items = counts.shape
-        rows = self.user_map_.index(interactions.user_ids)
-        cols = self.item_map_.index(interactions.item_ids)
         ts = np.asarray(interactions.timestamps, dtype=np.int64)
         n = len(rows)
 
@@ -269,27 +268,17 @@ class UserPersonalization(RecommenderModel):
             sources += [a, b]
             targets += [b, a]
             weights += [np.full(len(a), 1.0 / d), np.full(len(a), 0.5 / d)]
-        total = sp.csr_matrix(
-            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n_items, n_items)
-        )
-        total.sum_duplicates()
         pop = self.item_popularity_.astype(np.float64) + 1.0
-        scale = 1.0 / np.sqrt(pop)
-        r = np.repeat(np.arange(n_items), np.diff(total.indptr))
-        c, v = total.indices, total.data * scale[r] * scale[total.indices]
         k = int(max(1, min(self.neighbours, _MAX_NEIGHBOUR_ENTRIES // max(1, n_items))))
-        # Keep the k strongest entries of each row; ties by column so the result is deterministic (the
-        # columns are ascending within each row, and the sort is stable).
-        order = np.lexsort((-v, r))
-        r, c, v = r[order], c[order], v[order]
-        starts = np.searchsorted(r, np.arange(n_items))
-        rank = np.arange(len(r)) - starts[r]
-        sel = rank < k
-        nb = sp.csr_matrix((v[sel], (r[sel], c[sel])), shape=(n_items, n_items))
-        nb.sort_indices()
-        self.neighbour_indptr_ = nb.indptr.astype(np.int64)
-        self.neighbour_indices_ = nb.indices.astype(np.int32)
-        self.neighbour_weights_ = nb.data.astype(np.float32)
+        # Pairs summed, scaled by 1/sqrt(popularity) at both ends, and each row's k strongest kept, ties to
+        # the lower column.
+        indptr, indices, values = _kernels.strongest_neighbours(
+            np.concatenate(sources).astype(np.int32), np.concatenate(targets).astype(np.int32),
+            np.concatenate(weights), 1.0 / np.sqrt(pop), k,
+        )
+        self.neighbour_indptr_ = indptr
+        self.neighbour_indices_ = indices
+        self.neighbour_weights_ = values
 
     def _logits(self, urows: np.ndarray) -> np.ndarray:
         """Temperature-scaled logits of known users over the whole catalogue, float64."""
