@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from engine.metrics import (
     METRIC_NAMES,
@@ -258,6 +257,8 @@ def candidates(spec: RecipeSpec, plan: SearchPlan, seed: int = 0) -> list[dict[s
         first[r.name] = api_string(_nearest_in(r, default))
     out = [first]
     if plan.max_training_jobs > 1:
+        from scipy.stats import qmc  # 40 MB of imports that only tuning needs, not every worker
+
         sampler = qmc.LatinHypercube(d=len(plan.ranges), seed=seed)
         for point in sampler.random(plan.max_training_jobs - 1):
             trial = {r.name: api_string(r.value_at(float(u))) for r, u in zip(plan.ranges, point, strict=True)}

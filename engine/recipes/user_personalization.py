@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from engine.datasets import Interactions, Items, Users
@@ -323,6 +322,8 @@ class UserPersonalization(RecommenderModel):
         items would be nearly uniform. Fitting one scalar temperature makes the top score mean
         what it says: the model's probability of that item being the user's choice.
         """
+        from scipy.optimize import minimize_scalar  # 20 MB of imports that only training needs
+
         n_items = counts.shape[1]
         budget = max(50, _BLOCK_ELEMENTS // max(1, n_items))
         rng = np.random.default_rng(self.random_state)

@@ -25,3 +25,21 @@ def test_engine_never_imports_django():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_scoring_leaves_training_only_imports_out():
+    """A batch worker holds its models in memory; scipy.stats and scipy.optimize (40 MB between them) are
+    imported only by tuning and training, so a worker that only scores never pays for them."""
+    code = (
+        "import sys\n"
+        "import engine.batch, engine.realtime, engine.serving, engine.hpo, engine.recipes, engine.artifacts\n"
+        "bad = sorted(m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
