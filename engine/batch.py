@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain
@@ -14,6 +15,7 @@ import numpy as np
 
 from engine.datasets import MAX_ID_LENGTH
 from engine.filters import CompiledFilter, FilterValueError
+from engine.recipes._scoring import n_threads
 from engine.recipes.base import RecommenderModel
 from engine.recipes.catalog import ATTRIBUTES_INPUT, POPULAR_INPUT
 from engine.recipes.item_affinity import segment_output_line, unknown_item_error
@@ -403,6 +405,12 @@ def _scores_texts(score_lists: list[list[float]]) -> list[bytes]:
     return out
 
 
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
 _METHODS = {
     "userId": "recommend",
     POPULAR_INPUT: "recommend",
@@ -480,7 +488,7 @@ def run_batch(
     chunk: list[tuple[dict | Any, str | None, int]] = []
     encoder = _LineEncoder()
 
-    def answer_segments(chunk_lines) -> list[bytes]:
+    def answer_segments(chunk_lines, values_by_line) -> dict[int, bytes]:
         """Segment jobs (itemId -> users): unknown items get an error line; users come without scores."""
         good = [(i, q) for i, (q, err, _) in enumerate(chunk_lines) if err is None]
         ids = [q["itemId"] for _, q in good]
@@ -497,7 +505,7 @@ def run_batch(
                 chunk_lines[i] = (query, unknown_item_error(query["itemId"]), chunk_lines[i][2])
         return lines
 
-    def answer_attribute_segments(chunk_lines) -> dict[int, bytes]:
+    def answer_attribute_segments(chunk_lines, values_by_line) -> dict[int, bytes]:
         """Segment jobs on item attributes: a query without a segment (no match, bad syntax) gets an error line."""
         good = [(i, q) for i, (q, err, _) in enumerate(chunk_lines) if err is None]
         user_mask = None
@@ -535,43 +543,38 @@ def run_batch(
                 scores = (scores or []) + part_scores
         return items, scores
 
-    values_by_line: dict[int, Any] = {}
-
-    def flush() -> None:
-        values_by_line.clear()
-        if item_filter is not None:
-            for i, (query, err, line_number) in enumerate(chunk):
-                if err is None:
-                    try:
-                        values_by_line[i] = item_filter.check_values(query.get("filterValues"))
-                    except FilterValueError as exc:
-                        chunk[i] = (query, str(exc), line_number)
+    def compute(chunk_lines, values_by_line) -> Callable[[], dict[int, bytes]]:
+        """The model's part of a chunk; returns the step that turns its answers into output lines."""
         if input_kind == "itemId->users":
-            write(answer_segments(chunk))
-            return
+            lines = answer_segments(chunk_lines, values_by_line)
+            return lambda: lines
         if input_kind == ATTRIBUTES_INPUT:
-            write(answer_attribute_segments(chunk))
-            return
-        good = [q for q, err, _ in chunk if err is None]
-        values = [values_by_line[i] for i, (_, err, _) in enumerate(chunk) if err is None and item_filter]
+            lines = answer_attribute_segments(chunk_lines, values_by_line)
+            return lambda: lines
+        good = [q for q, err, _ in chunk_lines if err is None]
+        values = [values_by_line[i] for i, (_, err, _) in enumerate(chunk_lines) if err is None and item_filter]
         if not good:
             items, scores = [], None
         elif item_filter is None:
             items, scores = answer(good, None)
         else:
             items, scores = answer_filtered(good, values)
-        scores_texts = _scores_texts(scores) if scores is not None else [None] * len(items)
-        g = 0
-        lines: dict[int, bytes] = {}
-        for i, (query, err, _) in enumerate(chunk):
-            if err is None:
-                lines[i] = encoder.ok_line(query, items[g], scores_texts[g])
-                g += 1
-        write(lines)
 
-    def write(ok_lines: dict[int, bytes]) -> None:
+        def encode() -> dict[int, bytes]:
+            scores_texts = _scores_texts(scores) if scores is not None else [None] * len(items)
+            g = 0
+            lines: dict[int, bytes] = {}
+            for i, (query, err, _) in enumerate(chunk_lines):
+                if err is None:
+                    lines[i] = encoder.ok_line(query, items[g], scores_texts[g])
+                    g += 1
+            return lines
+
+        return encode
+
+    def write(chunk_lines, ok_lines: dict[int, bytes]) -> None:
         buf = []
-        for i, (query, err, line_number) in enumerate(chunk):
+        for i, (query, err, line_number) in enumerate(chunk_lines):
             if err is not None:
                 buf.append(_error_line(query, err))
                 stats.lines_failed += 1
@@ -579,19 +582,65 @@ def run_batch(
             else:
                 buf.append(ok_lines[i])
         out.write(b"".join(buf))
-        stats.lines_written += len(chunk)
-        chunk.clear()
+        stats.lines_written += len(chunk_lines)
         if on_chunk is not None:
             on_chunk(stats.lines_written, stats.lines_failed)
 
-    for raw in lines:
-        stats.lines_read += 1
-        query, err = parse_line(raw, input_kind)
-        if query is None and err is None:
-            continue
-        chunk.append((query, err, stats.lines_read))
-        if len(chunk) >= chunk_size:
+    # While the model answers one chunk (native code, without the GIL, on the kernel threads), this thread
+    # writes the chunk before it and parses the next: the cores stay busy through the Python parts. Chunks
+    # are answered one at a time and written in input order, so the output is the same as one at a time.
+    # The helper thread starts with the second chunk: a one-chunk input (a real-time request) needs none; a
+    # process limited to one thread (OMP_NUM_THREADS=1 and the like) gets none either.
+    overlap = n_threads() > 1
+    pending: Future | None = None
+    pending_chunk: list = []
+    helper: ThreadPoolExecutor | None = None
+
+    def finish_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            encode = pending.result()
+            pending = None
+            write(pending_chunk, encode())
+
+    def flush() -> None:
+        nonlocal pending, pending_chunk, helper
+        chunk_lines = list(chunk)
+        chunk.clear()
+        values_by_line: dict[int, Any] = {}
+        if item_filter is not None:
+            for i, (query, err, line_number) in enumerate(chunk_lines):
+                if err is None:
+                    try:
+                        values_by_line[i] = item_filter.check_values(query.get("filterValues"))
+                    except FilterValueError as exc:
+                        chunk_lines[i] = (query, str(exc), line_number)
+        if not overlap:
+            write(chunk_lines, compute(chunk_lines, values_by_line)())
+            return
+        if pending is None and helper is None:
+            pending_chunk = chunk_lines
+            pending = _done(compute(chunk_lines, values_by_line))
+            return
+        if helper is None:
+            helper = ThreadPoolExecutor(1, thread_name_prefix="batch-chunk")
+        submitted = helper.submit(compute, chunk_lines, values_by_line)
+        finish_pending()
+        pending, pending_chunk = submitted, chunk_lines
+
+    try:
+        for raw in lines:
+            stats.lines_read += 1
+            query, err = parse_line(raw, input_kind)
+            if query is None and err is None:
+                continue
+            chunk.append((query, err, stats.lines_read))
+            if len(chunk) >= chunk_size:
+                flush()
+        if chunk:
             flush()
-    if chunk:
-        flush()
+        finish_pending()
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
     return stats

@@ -255,3 +255,49 @@ def test_the_output_lines_scores_are_written_exactly_as_format_score_writes_them
 
     expected = [",".join(map(format_score, scores)).encode("ascii") for scores in score_lists]
     assert _scores_texts(score_lists) == expected
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_overlapped_chunks_write_what_one_chunk_at_a_time_writes(model, monkeypatch, threads):
+    """With more than one kernel thread the model answers a chunk while the chunk before it is written; the
+    bytes, the progress calls and the counts are those of the plain loop (one thread)."""
+    import engine.batch
+
+    data = b"".join(
+        b'{"userId":"a%d"}\n' % (i % 25) if i % 7 else b'{"userId": %d}\n' % i for i in range(230)
+    )
+
+    def run(n):
+        monkeypatch.setattr(engine.batch, "n_threads", lambda: n)
+        out, progress = io.BytesIO(), []
+        stats = run_batch(model, iter_lines(io.BytesIO(data)), out, num_results=4, input_kind="userId",
+                          chunk_size=16, seed=3, on_chunk=lambda done, failed: progress.append((done, failed)),
+                          exploration={"exploration_weight": 0.3, "exploration_item_age_cut_off": 30.0})
+        return out.getvalue(), progress, stats
+
+    assert run(threads) == run(1)
+
+
+def test_a_failing_chunk_stops_the_run_and_leaves_no_thread(model, monkeypatch):
+    import threading
+
+    import engine.batch
+
+    monkeypatch.setattr(engine.batch, "n_threads", lambda: 2)
+    calls = []
+
+    class Failing:
+        def recommend(self, users, n, **kw):
+            calls.append(len(users))
+            if len(calls) == 3:
+                raise RuntimeError("the third chunk fails")
+            return model.recommend(users, n, **kw)
+
+    out = io.BytesIO()
+    with pytest.raises(RuntimeError, match="third chunk"):
+        run_batch(Failing(), (b'{"userId":"a1"}' for _ in range(100)), out, num_results=2,
+                  input_kind="userId", chunk_size=10)
+    # The chunk after the failing one may have started already; nothing after it does.
+    assert calls in ([10, 10, 10], [10, 10, 10, 10])
+    assert out.getvalue().count(b"\n") == 20
+    assert not [t for t in threading.enumerate() if t.name.startswith("batch-chunk")]
