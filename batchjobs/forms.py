@@ -360,8 +360,9 @@ class _BatchJobForm(forms.Form):
         "filterArn": "filter",
     }
 
+    # Labels, help texts and placeholders that name what the kind makes: set per kind by __init__.
     job_name = forms.CharField(
-        label="Batch job name", max_length=63,
+        max_length=63,
         help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores. "
         "It must be unique in your account.",
     )
@@ -372,8 +373,8 @@ class _BatchJobForm(forms.Form):
         label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
         empty_label="Choose a solution version",
     )
-    num_results = forms.IntegerField(required=False, initial=25)
-    input_path = forms.CharField(label="S3 input path", max_length=256)
+    num_results = forms.IntegerField(required=False, initial=25, widget=forms.NumberInput(attrs={"min": 1}))
+    input_path = forms.CharField(label="S3 input path", max_length=256, widget=forms.TextInput)
     output_path = forms.CharField(
         label="S3 output path", max_length=256,
         widget=forms.TextInput(attrs={"placeholder": "s3://bucket/output-folder/"}),
@@ -385,8 +386,18 @@ class _BatchJobForm(forms.Form):
     )
     filter = _filter_field()
 
+    help_texts: dict[str, str]
+    input_placeholder: str
+
     def __init__(self, *args, group: DatasetGroup, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["job_name"].label = f"{self.kind.title} name"
+        self.fields["num_results"].label = self.kind.num_results_label
+        self.fields["num_results"].widget.attrs["max"] = self.kind.max_num_results
+        widget = self.fields["input_path"].widget
+        widget.attrs = {"placeholder": self.input_placeholder, **widget.attrs}
+        for name, text in self.help_texts.items():
+            self.fields[name].help_text = text
         solutions = [s.pk for s in group.solutions.all() if _recipe_type(s) in self.kind.recipe_types]
         self.fields["solution"].queryset = Solution.objects.filter(pk__in=solutions).order_by("name")
         self.fields["solution_version"].queryset = (
@@ -412,25 +423,13 @@ class BatchInferenceJobForm(_BatchJobForm):
         EXPLORATION_WEIGHT: "exploration_weight",
         EXPLORATION_AGE: "exploration_item_age_cut_off",
     }
+    help_texts = {
+        "solution_version": "Only Active versions of the chosen solution can generate recommendations.",
+        "num_results": "Optional. The number of recommendations for each input line. Default 25.",
+        "input_path": "A JSON Lines file, or a folder of them, in the format the solution's recipe expects.",
+    }
+    input_placeholder = "s3://bucket/folder/file.json"
 
-    job_name = forms.CharField(
-        label="Batch inference job name", max_length=63, help_text=_BatchJobForm.base_fields["job_name"].help_text
-    )
-    solution_version = SolutionVersionChoiceField(
-        label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
-        empty_label="Choose a solution version",
-        help_text="Only Active versions of the chosen solution can generate recommendations.",
-    )
-    num_results = forms.IntegerField(
-        label="Number of results", required=False, initial=25,
-        widget=forms.NumberInput(attrs={"min": 1, "max": INFERENCE.max_num_results}),
-        help_text="Optional. The number of recommendations for each input line. Default 25.",
-    )
-    input_path = forms.CharField(
-        label="S3 input path", max_length=256,
-        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/file.json"}),
-        help_text="A JSON Lines file, or a folder of them, in the format the solution's recipe expects.",
-    )
     exploration_weight = forms.CharField(
         label="Emphasis on exploring less relevant items (exploration weight)", required=False, initial="0.3",
         widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": "0.01"}),
@@ -468,31 +467,15 @@ class BatchInferenceJobForm(_BatchJobForm):
 
 class BatchSegmentJobForm(_BatchJobForm):
     kind = SEGMENT
-
-    job_name = forms.CharField(
-        label="Batch segment job name", max_length=63, help_text=_BatchJobForm.base_fields["job_name"].help_text
-    )
-    solution = SolutionChoiceField(
-        label="Solution", queryset=Solution.objects.none(), empty_label="Choose a solution",
-        help_text="Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity, aws-item-attribute-affinity) "
+    help_texts = {
+        "solution": "Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity, aws-item-attribute-affinity) "
         "make batch segments.",
-    )
-    solution_version = SolutionVersionChoiceField(
-        label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
-        empty_label="Choose a solution version",
-        help_text="Only Active versions of the chosen solution can generate segments.",
-    )
-    num_results = forms.IntegerField(
-        label="Number of users", required=False, initial=25,
-        widget=forms.NumberInput(attrs={"min": 1, "max": SEGMENT.max_num_results}),
-        help_text="Optional. The number of users in each item's segment. Default 25.",
-    )
-    input_path = forms.CharField(
-        label="S3 input path", max_length=256,
-        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/items.json"}),
-        help_text='A JSON Lines file, or a folder of them, with one {"itemId": "..."} (aws-item-affinity) or '
+        "solution_version": "Only Active versions of the chosen solution can generate segments.",
+        "num_results": "Optional. The number of users in each item's segment. Default 25.",
+        "input_path": 'A JSON Lines file, or a folder of them, with one {"itemId": "..."} (aws-item-affinity) or '
         '{"itemAttributes": "ITEMS.genres = \\"Comedy\\""} (aws-item-attribute-affinity) per line.',
-    )
+    }
+    input_placeholder = "s3://bucket/folder/items.json"
 
 
 def _recipe_type(solution: Solution) -> str:

@@ -163,6 +163,42 @@ class BatchJob(AsyncResource):
         return version, role, num_results
 
     @classmethod
+    def create_validated(
+        cls,
+        job_name: str,
+        solution_version_arn: str,
+        input_path: str,
+        output_path: str,
+        role_arn: str,
+        num_results: int | None = None,
+        filter_arn: str = "",
+        input_kms_key_arn: str = "",
+        output_kms_key_arn: str = "",
+        tags=None,
+        created_by=None,
+        **extras,
+    ) -> "BatchJob":
+        """Validate like the service, in its order (shapes, references, states, names, quotas), then save
+        the job CREATE PENDING and enqueue it once committed. `extras` are the kind's own members."""
+        tags = validation.check_tags(tags)
+        version, role, num_results = cls._validated_references(
+            job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
+            output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
+            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
+        )
+        return cls._save_and_enqueue(
+            job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
+            output_path=output_path, role=role, filter_arn=filter_arn, input_kms_key_arn=input_kms_key_arn,
+            output_kms_key_arn=output_kms_key_arn, tags=tags, created_by=created_by,
+            **cls._validated_extras(version, **extras),
+        )
+
+    @classmethod
+    def _validated_extras(cls, version) -> dict:
+        """The kind's own members, checked against the solution version, as model fields."""
+        return {}
+
+    @classmethod
     def _save_and_enqueue(cls, **fields):
         """Refuse a taken name or a full quota, save the job CREATE PENDING and enqueue it once committed."""
         name, kind = fields["job_name"], cls.kind()
@@ -221,24 +257,8 @@ class BatchInferenceJob(BatchJob):
 
     @classmethod
     def create_validated(
-        cls,
-        job_name: str,
-        solution_version_arn: str,
-        input_path: str,
-        output_path: str,
-        role_arn: str,
-        num_results: int | None = None,
-        filter_arn: str = "",
-        config: dict | None = None,
-        input_kms_key_arn: str = "",
-        output_kms_key_arn: str = "",
-        mode: str = "BATCH_INFERENCE",
-        theme_generation_config: dict | None = None,
-        tags=None,
-        created_by=None,
+        cls, *args, mode: str = "BATCH_INFERENCE", theme_generation_config: dict | None = None, **kwargs
     ) -> "BatchInferenceJob":
-        """Validate like the service, in its order (shapes, references, states, names, quotas), then save
-        the job CREATE PENDING and enqueue it once committed."""
         validation.check_enum(mode, "batchInferenceJobMode", validation.model_enum("BatchInferenceJobMode"))
         if mode == cls.Mode.THEME_GENERATION or theme_generation_config:
             raise InvalidInputException(
@@ -247,19 +267,11 @@ class BatchInferenceJob(BatchJob):
                 "server does not have. Use batchInferenceJobMode BATCH_INFERENCE without themeGenerationConfig.",
                 field="themeGenerationConfig" if theme_generation_config else "batchInferenceJobMode",
             )
-        tags = validation.check_tags(tags)
-        version, role, num_results = cls._validated_references(
-            job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
-            output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
-            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
-        )
-        config = _validated_job_config(config or {}, version.solution.recipe)
-        return cls._save_and_enqueue(
-            job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
-            output_path=output_path, role=role, config=config, filter_arn=filter_arn,
-            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn, mode=mode, tags=tags,
-            created_by=created_by,
-        )
+        return super().create_validated(*args, mode=mode, **kwargs)
+
+    @classmethod
+    def _validated_extras(cls, version, *, mode: str, config: dict | None = None) -> dict:
+        return {"config": _validated_job_config(config or {}, version.solution.recipe), "mode": mode}
 
 
 class BatchSegmentJob(BatchJob):
@@ -269,33 +281,6 @@ class BatchSegmentJob(BatchJob):
 
     class Meta(BatchJob.Meta):
         verbose_name = "batch segment job"
-
-    @classmethod
-    def create_validated(
-        cls,
-        job_name: str,
-        solution_version_arn: str,
-        input_path: str,
-        output_path: str,
-        role_arn: str,
-        num_results: int | None = None,
-        filter_arn: str = "",
-        input_kms_key_arn: str = "",
-        output_kms_key_arn: str = "",
-        tags=None,
-        created_by=None,
-    ) -> "BatchSegmentJob":
-        tags = validation.check_tags(tags)
-        version, role, num_results = cls._validated_references(
-            job_name=job_name, solution_version_arn=solution_version_arn, input_path=input_path,
-            output_path=output_path, role_arn=role_arn, num_results=num_results, filter_arn=filter_arn,
-            input_kms_key_arn=input_kms_key_arn, output_kms_key_arn=output_kms_key_arn,
-        )
-        return cls._save_and_enqueue(
-            job_name=job_name, solution_version=version, num_results=num_results, input_path=input_path,
-            output_path=output_path, role=role, filter_arn=filter_arn, input_kms_key_arn=input_kms_key_arn,
-            output_kms_key_arn=output_kms_key_arn, tags=tags, created_by=created_by,
-        )
 
 
 class BatchShard(AsyncResource):
