@@ -7,8 +7,8 @@ import re
 from django import forms
 
 from batchjobs.errors import ServiceError
+from batchjobs.kinds import INFERENCE, SEGMENT, JobKind
 from batchjobs.models import (
-    BatchSegmentJob,
     Dataset,
     DatasetGroup,
     DatasetImportJob,
@@ -344,7 +344,11 @@ def active_filters(group: DatasetGroup, target: str) -> list[int]:
     return found
 
 
-class BatchInferenceJobForm(forms.Form):
+class _BatchJobForm(forms.Form):
+    """The fields every kind of batch job has. A kind's form names its kind (batchjobs.kinds), which says
+    which solutions it offers and which filters, and relabels what differs."""
+
+    kind: JobKind
     API_FIELDS = {
         "jobName": "job_name",
         "name": "job_name",
@@ -354,12 +358,11 @@ class BatchInferenceJobForm(forms.Form):
         "jobOutput.s3DataDestination.path": "output_path",
         "roleArn": "role",
         "filterArn": "filter",
-        EXPLORATION_WEIGHT: "exploration_weight",
-        EXPLORATION_AGE: "exploration_item_age_cut_off",
     }
 
+    # Labels, help texts and placeholders that name what the kind makes: set per kind by __init__.
     job_name = forms.CharField(
-        label="Batch inference job name", max_length=63,
+        max_length=63,
         help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores. "
         "It must be unique in your account.",
     )
@@ -369,18 +372,9 @@ class BatchInferenceJobForm(forms.Form):
     solution_version = SolutionVersionChoiceField(
         label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
         empty_label="Choose a solution version",
-        help_text="Only Active versions of the chosen solution can generate recommendations.",
     )
-    num_results = forms.IntegerField(
-        label="Number of results", required=False, initial=25,
-        widget=forms.NumberInput(attrs={"min": 1, "max": 500}),
-        help_text="Optional. The number of recommendations for each input line. Default 25.",
-    )
-    input_path = forms.CharField(
-        label="S3 input path", max_length=256,
-        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/file.json"}),
-        help_text="A JSON Lines file, or a folder of them, in the format the solution's recipe expects.",
-    )
+    num_results = forms.IntegerField(required=False, initial=25, widget=forms.NumberInput(attrs={"min": 1}))
+    input_path = forms.CharField(label="S3 input path", max_length=256, widget=forms.TextInput)
     output_path = forms.CharField(
         label="S3 output path", max_length=256,
         widget=forms.TextInput(attrs={"placeholder": "s3://bucket/output-folder/"}),
@@ -391,6 +385,51 @@ class BatchInferenceJobForm(forms.Form):
         help_text="The role must allow reading the input path and writing the output path.",
     )
     filter = _filter_field()
+
+    help_texts: dict[str, str]
+    input_placeholder: str
+
+    def __init__(self, *args, group: DatasetGroup, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["job_name"].label = f"{self.kind.title} name"
+        self.fields["num_results"].label = self.kind.num_results_label
+        self.fields["num_results"].widget.attrs["max"] = self.kind.max_num_results
+        widget = self.fields["input_path"].widget
+        widget.attrs = {"placeholder": self.input_placeholder, **widget.attrs}
+        for name, text in self.help_texts.items():
+            self.fields[name].help_text = text
+        solutions = [s.pk for s in group.solutions.all() if _recipe_type(s) in self.kind.recipe_types]
+        self.fields["solution"].queryset = Solution.objects.filter(pk__in=solutions).order_by("name")
+        self.fields["solution_version"].queryset = (
+            SolutionVersion.objects.filter(solution__in=solutions, status=Status.ACTIVE)
+            .select_related("solution")
+            .order_by("-created")
+        )
+        target = self.kind.filter_target
+        self.fields["filter"].queryset = Filter.objects.filter(pk__in=active_filters(group, target)).order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        solution, version = data.get("solution"), data.get("solution_version")
+        if solution and version and version.solution_id != solution.pk:
+            self.add_error("solution_version", "This version does not belong to the chosen solution.")
+        return data
+
+
+class BatchInferenceJobForm(_BatchJobForm):
+    kind = INFERENCE
+    API_FIELDS = {
+        **_BatchJobForm.API_FIELDS,
+        EXPLORATION_WEIGHT: "exploration_weight",
+        EXPLORATION_AGE: "exploration_item_age_cut_off",
+    }
+    help_texts = {
+        "solution_version": "Only Active versions of the chosen solution can generate recommendations.",
+        "num_results": "Optional. The number of recommendations for each input line. Default 25.",
+        "input_path": "A JSON Lines file, or a folder of them, in the format the solution's recipe expects.",
+    }
+    input_placeholder = "s3://bucket/folder/file.json"
+
     exploration_weight = forms.CharField(
         label="Emphasis on exploring less relevant items (exploration weight)", required=False, initial="0.3",
         widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": "0.01"}),
@@ -403,24 +442,10 @@ class BatchInferenceJobForm(forms.Form):
     )
 
     def __init__(self, *args, group: DatasetGroup, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["solution"].queryset = group.solutions.order_by("name")
-        self.fields["solution_version"].queryset = (
-            SolutionVersion.objects.filter(solution__dataset_group=group, status=Status.ACTIVE)
-            .select_related("solution")
-            .order_by("-created")
-        )
+        super().__init__(*args, group=group, **kwargs)
         self.exploration_solution_ids = [
             s.pk for s in group.solutions.all() if s.recipe_arn == USER_PERSONALIZATION_RECIPE
         ]
-        self.fields["filter"].queryset = Filter.objects.filter(pk__in=active_filters(group, "ItemID")).order_by("name")
-
-    def clean(self):
-        data = super().clean()
-        solution, version = data.get("solution"), data.get("solution_version")
-        if solution and version and version.solution_id != solution.pk:
-            self.add_error("solution_version", "This version does not belong to the chosen solution.")
-        return data
 
     def uses_exploration(self) -> bool:
         solution = self.cleaned_data.get("solution")
@@ -440,73 +465,17 @@ class BatchInferenceJobForm(forms.Form):
         return {"itemExplorationConfig": exploration} if exploration else {}
 
 
-
-class BatchSegmentJobForm(forms.Form):
-    API_FIELDS = {
-        "jobName": "job_name",
-        "name": "job_name",
-        "solutionVersionArn": "solution_version",
-        "numResults": "num_results",
-        "jobInput.s3DataSource.path": "input_path",
-        "jobOutput.s3DataDestination.path": "output_path",
-        "roleArn": "role",
-        "filterArn": "filter",
-    }
-
-    job_name = forms.CharField(
-        label="Batch segment job name", max_length=63,
-        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores. "
-        "It must be unique in your account.",
-    )
-    solution = SolutionChoiceField(
-        label="Solution", queryset=Solution.objects.none(), empty_label="Choose a solution",
-        help_text="Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity, aws-item-attribute-affinity) "
+class BatchSegmentJobForm(_BatchJobForm):
+    kind = SEGMENT
+    help_texts = {
+        "solution": "Only solutions with a USER_SEGMENTATION recipe (aws-item-affinity, aws-item-attribute-affinity) "
         "make batch segments.",
-    )
-    solution_version = SolutionVersionChoiceField(
-        label="Solution version ID", queryset=SolutionVersion.objects.none(), widget=SolutionVersionSelect,
-        empty_label="Choose a solution version",
-        help_text="Only Active versions of the chosen solution can generate segments.",
-    )
-    num_results = forms.IntegerField(
-        label="Number of users", required=False, initial=25,
-        widget=forms.NumberInput(attrs={"min": 1, "max": BatchSegmentJob.MAX_NUM_RESULTS}),
-        help_text="Optional. The number of users in each item's segment. Default 25.",
-    )
-    input_path = forms.CharField(
-        label="S3 input path", max_length=256,
-        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/folder/items.json"}),
-        help_text='A JSON Lines file, or a folder of them, with one {"itemId": "..."} (aws-item-affinity) or '
+        "solution_version": "Only Active versions of the chosen solution can generate segments.",
+        "num_results": "Optional. The number of users in each item's segment. Default 25.",
+        "input_path": 'A JSON Lines file, or a folder of them, with one {"itemId": "..."} (aws-item-affinity) or '
         '{"itemAttributes": "ITEMS.genres = \\"Comedy\\""} (aws-item-attribute-affinity) per line.',
-    )
-    output_path = forms.CharField(
-        label="S3 output path", max_length=256,
-        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/output-folder/"}),
-        help_text="The folder where the job writes <input file name>.out.",
-    )
-    role = forms.ModelChoiceField(
-        label="IAM service role", queryset=Role.objects.all(), empty_label="Choose a role",
-        help_text="The role must allow reading the input path and writing the output path.",
-    )
-    filter = _filter_field()
-
-    def __init__(self, *args, group: DatasetGroup, **kwargs):
-        super().__init__(*args, **kwargs)
-        solutions = [s.pk for s in group.solutions.all() if _recipe_type(s) in BatchSegmentJob.RECIPE_TYPES]
-        self.fields["solution"].queryset = Solution.objects.filter(pk__in=solutions).order_by("name")
-        self.fields["solution_version"].queryset = (
-            SolutionVersion.objects.filter(solution__in=solutions, status=Status.ACTIVE)
-            .select_related("solution")
-            .order_by("-created")
-        )
-        self.fields["filter"].queryset = Filter.objects.filter(pk__in=active_filters(group, "UserID")).order_by("name")
-
-    def clean(self):
-        data = super().clean()
-        solution, version = data.get("solution"), data.get("solution_version")
-        if solution and version and version.solution_id != solution.pk:
-            self.add_error("solution_version", "This version does not belong to the chosen solution.")
-        return data
+    }
+    input_placeholder = "s3://bucket/folder/items.json"
 
 
 def _recipe_type(solution: Solution) -> str:

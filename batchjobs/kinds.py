@@ -1,20 +1,33 @@
-"""The kinds of batch job the console serves. Each kind's pages (list, create, detail, status, downloads)
-are the same code; an entry here says what differs: the model and form, the URL names, the labels, and
-which of the inference job's extras (item titles, exploration, clone and rerun) the kind has."""
+"""The kinds of batch job the console serves. Each kind's pages (list, create, detail, status, downloads),
+API operations, task and reconciliation are the same code; an entry here says what differs: the model and
+form, the recipes it runs, its quota, the URL names, the labels, and which of the inference job's extras
+(item titles, exploration, clone and rerun, sharding) the kind has.
+
+The model and form are named, not imported: the models and forms read this registry too."""
 
 from dataclasses import dataclass
 
-from django import forms
+from django.apps import apps
+from django.conf import settings
 from django.urls import reverse
-
-from batchjobs.forms import BatchInferenceJobForm, BatchSegmentJobForm
-from batchjobs.models import BatchInferenceJob, BatchJob, BatchSegmentJob
+from django.utils.module_loading import import_string
 
 
 @dataclass(frozen=True)
 class JobKind:
-    model: type[BatchJob]
-    form: type[forms.Form]
+    # The model's class name, which is also the API's name for the resource (DescribeBatchInferenceJob,
+    # batchInferenceJobArn, batchInferenceJobs).
+    name: str
+    form_name: str
+    # The RQ task that runs one job, by its dotted path (what the queue stores).
+    task: str
+    # Recipe types a job of this kind runs; the create form offers only solutions with one of them.
+    recipe_types: tuple[str, ...]
+    # The setting holding the quota on jobs pending or in progress.
+    quota_setting: str
+    # What the job's filter must filter: "ItemID" or "UserID".
+    filter_target: str
+    max_num_results: int
     # URL names are batchjobs:<slug>_list, _create, _detail, _status, _list_status and _download, and
     # templates batchjobs/<slug>_list.html, _create.html.
     slug: str
@@ -29,6 +42,25 @@ class JobKind:
     exploration: bool = False
     # Clone, download the failed lines and re-run them.
     reruns: bool = False
+    # A large input is split into BatchShard rows run in parallel, then joined.
+    shards: bool = False
+
+    @property
+    def model(self):
+        return apps.get_model("batchjobs", self.name)
+
+    @property
+    def form(self):
+        return import_string(f"batchjobs.forms.{self.form_name}")
+
+    @property
+    def quota(self) -> int:
+        return getattr(settings, self.quota_setting)
+
+    @property
+    def api_member(self) -> str:
+        """The resource's member name in the API: batchInferenceJob."""
+        return self.name[0].lower() + self.name[1:]
 
     @property
     def plural(self) -> str:
@@ -60,8 +92,13 @@ class JobKind:
 
 
 INFERENCE = JobKind(
-    model=BatchInferenceJob,
-    form=BatchInferenceJobForm,
+    name="BatchInferenceJob",
+    form_name="BatchInferenceJobForm",
+    task="batchjobs.tasks.run_batch_inference_job",
+    recipe_types=("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "RELATED_ITEMS"),
+    quota_setting="MAX_ACTIVE_BATCH_JOBS",
+    filter_target="ItemID",
+    max_num_results=500,
     slug="job",
     title="Batch inference job",
     form_id="batch-job-form",
@@ -71,11 +108,18 @@ INFERENCE = JobKind(
     item_titles=True,
     exploration=True,
     reruns=True,
+    shards=True,
 )
 
 SEGMENT = JobKind(
-    model=BatchSegmentJob,
-    form=BatchSegmentJobForm,
+    name="BatchSegmentJob",
+    form_name="BatchSegmentJobForm",
+    task="batchjobs.tasks.run_batch_segment_job",
+    recipe_types=("USER_SEGMENTATION",),
+    quota_setting="MAX_ACTIVE_BATCH_SEGMENT_JOBS",
+    filter_target="UserID",
+    # The service's maximum number of users per segment.
+    max_num_results=5_000_000,
     slug="segment_job",
     title="Batch segment job",
     form_id="batch-segment-job-form",
@@ -85,3 +129,9 @@ SEGMENT = JobKind(
 )
 
 KINDS = (INFERENCE, SEGMENT)
+
+
+def kind_of(model) -> JobKind:
+    """The kind of a batch job model or row."""
+    name = model.__name__ if isinstance(model, type) else type(model).__name__
+    return next(kind for kind in KINDS if kind.name == name)

@@ -12,9 +12,8 @@ from django.utils import timezone
 from redis.exceptions import LockError
 from rq.utils import as_text
 
+from batchjobs.kinds import KINDS
 from batchjobs.models import (
-    BatchInferenceJob,
-    BatchSegmentJob,
     BatchShard,
     DatasetExportJob,
     DatasetImportJob,
@@ -24,6 +23,7 @@ from batchjobs.models import (
 )
 from batchjobs.processes import owner_is_gone
 from batchjobs.queues import BATCH_QUEUE, TRAINING_QUEUE, enqueue, is_queued, waiting_job_ids
+from batchjobs.sharding import SHARD_TASK, enqueue_join, fail_job_for_shard, join_job_id
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,17 @@ WORKER_RESOURCES = (
     (DatasetImportJob, TRAINING_QUEUE, "batchjobs.tasks.import_dataset"),
     (DatasetExportJob, TRAINING_QUEUE, "batchjobs.tasks.export_dataset"),
     (SolutionVersion, TRAINING_QUEUE, "batchjobs.tasks.train_solution_version"),
-    (BatchInferenceJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_inference_job"),
-    (BatchSegmentJob, BATCH_QUEUE, "batchjobs.tasks.run_batch_segment_job"),
-    (BatchShard, BATCH_QUEUE, "batchjobs.tasks.run_batch_shard"),
+    *((kind.model, BATCH_QUEUE, kind.task) for kind in KINDS),
+    (BatchShard, BATCH_QUEUE, SHARD_TASK),
 )
+# Kinds whose large jobs run as shards.
+SHARDED = tuple(kind.model for kind in KINDS if kind.shards)
 
 
 def _unfinished(model, status, **filters):
     rows = model.objects.filter(status=status, **filters)
     # A sharded job's liveness is its shards' (retried one by one below); only its join is looked after here.
-    return rows.filter(shard_count=0) if model is BatchInferenceJob else rows
+    return rows.filter(shard_count=0) if model in SHARDED else rows
 
 
 # When each CREATE PENDING job was first seen on no queue, by RQ job id; kept in Redis, so that every worker's
@@ -121,8 +122,6 @@ def _reconcile_round(now) -> dict[str, int]:
             elif entered == Status.CREATE_FAILED:
                 counts["failed"] += 1
                 if model is BatchShard:
-                    from batchjobs.tasks import fail_job_for_shard
-
                     fail_job_for_shard(row)
         pending += [(row, queue, task) for row in _unfinished(model, Status.CREATE_PENDING)]
     for row in SolutionVersion.objects.filter(status=Status.CREATE_STOPPING):
@@ -146,15 +145,14 @@ def _reconcile_round(now) -> dict[str, int]:
 def _rejoin_stalled(stale_before) -> int:
     """A sharded job whose shards are all ACTIVE but that nobody joined (the join's worker died, or Redis lost
     the join) gets its join enqueued again."""
-    from batchjobs.tasks import enqueue_join, join_job_id
-
-    stalled = BatchInferenceJob.objects.filter(
-        status=Status.CREATE_IN_PROGRESS, shard_count__gt=0, heartbeat__lt=stale_before
-    ).exclude(shards__status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_FAILED])
     count = 0
-    for job in stalled:
-        if job.shards.count() == job.shard_count and not is_queued(BATCH_QUEUE, join_job_id(job)):
-            log.warning("BatchInferenceJob %s: all shards done but not joined; enqueuing the join", job.pk)
-            enqueue_join(job)
-            count += 1
+    for model in SHARDED:
+        stalled = model.objects.filter(
+            status=Status.CREATE_IN_PROGRESS, shard_count__gt=0, heartbeat__lt=stale_before
+        ).exclude(shards__status__in=[Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_FAILED])
+        for job in stalled:
+            if job.shards.count() == job.shard_count and not is_queued(BATCH_QUEUE, join_job_id(job)):
+                log.warning("%s %s: all shards done but not joined; enqueuing the join", model.__name__, job.pk)
+                enqueue_join(job)
+                count += 1
     return count

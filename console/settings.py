@@ -126,6 +126,8 @@ PERSONALIZE_ACCOUNT_ID = env_account_id("PERSONALIZE_ACCOUNT_ID", "000000000000"
 AWS_REGION = os.environ.get("AWS_REGION", "us-east-1")
 # The service's default quota: pending or in-progress batch inference jobs per region.
 MAX_ACTIVE_BATCH_JOBS = env_int("MAX_ACTIVE_BATCH_JOBS", 5)
+# The service's quota of pending or in-progress batch segment jobs (5, not adjustable there).
+MAX_ACTIVE_BATCH_SEGMENT_JOBS = env_int("MAX_ACTIVE_BATCH_SEGMENT_JOBS", 5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

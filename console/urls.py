@@ -10,7 +10,7 @@ urlpatterns = [
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    # The AWS-compatible API (batchjobs/api.py), at /api/personalize; it authenticates with SigV4, not sessions.
+    # The AWS-compatible API (batchjobs/api/), at /api/personalize; it authenticates with SigV4, not sessions.
     path("", include("batchjobs.api")),
     # The runtime API (GetRecommendations, GetPersonalizedRanking) at /api/personalize-runtime.
     path("", include("batchjobs.runtime")),

@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
@@ -9,12 +9,12 @@ from console.forms import ThrottledAuthenticationForm
 
 @login_required
 @require_GET
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     return redirect("batchjobs:dataset_group_list")
 
 
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> HttpResponse:
     """For load balancers and `make run`: answers without a session (see console/middleware.py)."""
     return HttpResponse("OK", content_type="text/plain")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -138,20 +139,24 @@ class UserPersonalization(RecommenderModel):
     # Written by earlier versions, which computed the softmax denominators at training.
     _optional_array_names = ("log_normalizers_",)
 
+    #: Defaults of the sequence part, which is not one of the recipe's hyperparameters; a relative's class may
+    #: tune them.
+    _sequence_defaults: ClassVar[dict[str, Any]] = {"transition_window": 10, "neighbours": 200, "sequence_weight": 1.0}
+
     def __init__(
         self,
-        hidden_dimension: int = 149,
-        recency_mask: bool = True,
-        min_user_history_length_percentile: float = 0.0,
-        max_user_history_length_percentile: float = 0.99,
-        bptt: int = 32,
+        hidden_dimension: int | None = None,
+        recency_mask: bool | None = None,
+        min_user_history_length_percentile: float | None = None,
+        max_user_history_length_percentile: float | None = None,
+        bptt: int | None = None,
         random_state: int = 0,
         iterations: int = 15,
         regularization: float = 1.0,
         confidence_scale: float = 20.0,
-        transition_window: int = 10,
-        neighbours: int = 200,
-        sequence_weight: float = 1.0,
+        transition_window: int | None = None,
+        neighbours: int | None = None,
+        sequence_weight: float | None = None,
     ):
         self.hidden_dimension = hidden_dimension
         self.recency_mask = recency_mask
@@ -165,6 +170,15 @@ class UserPersonalization(RecommenderModel):
         self.transition_window = transition_window
         self.neighbours = neighbours
         self.sequence_weight = sequence_weight
+        self._fill_defaults()
+
+    def _fill_defaults(self) -> None:
+        """Parameters left None take their default from the recipe's entry in engine.recipes.catalog (or from
+        _sequence_defaults), so that each recipe's defaults are declared in one place."""
+        defaults = {**get_recipe(self.recipe_arn).defaults(), **self._sequence_defaults}
+        for name, value in defaults.items():
+            if getattr(self, name, value) is None:
+                setattr(self, name, value)
 
     def _validate_params(self) -> None:
         if not (isinstance(self.hidden_dimension, int | np.integer) and self.hidden_dimension >= 1):
@@ -686,74 +700,15 @@ class PersonalizedRanking(UserPersonalization):
     """
 
     recipe_arn = get_recipe("aws-personalized-ranking").arn
-
-    def __init__(
-        self,
-        hidden_dimension: int = 149,
-        recency_mask: bool = True,
-        min_user_history_length_percentile: float = 0.0,
-        max_user_history_length_percentile: float = 0.99,
-        bptt: int = 32,
-        random_state: int = 0,
-        iterations: int = 15,
-        regularization: float = 1.0,
-        confidence_scale: float = 20.0,
-        transition_window: int = 32,
-        neighbours: int = 2000,
-        sequence_weight: float = 2.0,
-    ):
-        # Ranking scores every candidate, not just the top: a wider, denser item-to-item part
-        # orders the tail better (AUC on ML-100k 0.876 -> 0.899 against 0.890 for EASE).
-        super().__init__(
-            hidden_dimension=hidden_dimension,
-            recency_mask=recency_mask,
-            min_user_history_length_percentile=min_user_history_length_percentile,
-            max_user_history_length_percentile=max_user_history_length_percentile,
-            bptt=bptt,
-            random_state=random_state,
-            iterations=iterations,
-            regularization=regularization,
-            confidence_scale=confidence_scale,
-            transition_window=transition_window,
-            neighbours=neighbours,
-            sequence_weight=sequence_weight,
-        )
+    # Ranking scores every candidate, not just the top: a wider, denser item-to-item part
+    # orders the tail better (AUC on ML-100k 0.876 -> 0.899 against 0.890 for EASE).
+    _sequence_defaults = {"transition_window": 32, "neighbours": 2000, "sequence_weight": 2.0}
 
 
 class HRNN(UserPersonalization):
     """Legacy aws-hrnn: the user-personalization model with hidden_dimension 43 by default."""
 
     recipe_arn = get_recipe("aws-hrnn").arn
-
-    def __init__(
-        self,
-        hidden_dimension: int = 43,
-        recency_mask: bool = True,
-        min_user_history_length_percentile: float = 0.0,
-        max_user_history_length_percentile: float = 0.99,
-        bptt: int = 32,
-        random_state: int = 0,
-        iterations: int = 15,
-        regularization: float = 1.0,
-        confidence_scale: float = 20.0,
-        transition_window: int = 10,
-        neighbours: int = 200,
-        sequence_weight: float = 1.0,
-    ):
-        super().__init__(
-            hidden_dimension=hidden_dimension,
-            recency_mask=recency_mask,
-            min_user_history_length_percentile=min_user_history_length_percentile,
-            max_user_history_length_percentile=max_user_history_length_percentile,
-            bptt=bptt,
-            random_state=random_state,
-            iterations=iterations,
-            regularization=regularization,
-            confidence_scale=confidence_scale,
-            transition_window=transition_window,
-            neighbours=neighbours,
-            sequence_weight=sequence_weight,
-        )
 
 
 class HRNNMetadata(HRNN):
@@ -815,22 +770,25 @@ class HRNNColdstart(HRNNMetadata):
 
     def __init__(
         self,
-        hidden_dimension: int = 149,
-        recency_mask: bool = True,
-        min_user_history_length_percentile: float = 0.0,
-        max_user_history_length_percentile: float = 0.99,
-        bptt: int = 32,
-        cold_start_max_interactions: int = 15,
-        cold_start_max_duration: float = 5.0,
-        cold_start_relative_from: str = "latestItem",
+        hidden_dimension: int | None = None,
+        recency_mask: bool | None = None,
+        min_user_history_length_percentile: float | None = None,
+        max_user_history_length_percentile: float | None = None,
+        bptt: int | None = None,
+        cold_start_max_interactions: int | None = None,
+        cold_start_max_duration: float | None = None,
+        cold_start_relative_from: str | None = None,
         random_state: int = 0,
         iterations: int = 15,
         regularization: float = 1.0,
         confidence_scale: float = 20.0,
-        transition_window: int = 10,
-        neighbours: int = 200,
-        sequence_weight: float = 1.0,
+        transition_window: int | None = None,
+        neighbours: int | None = None,
+        sequence_weight: float | None = None,
     ):
+        self.cold_start_max_interactions = cold_start_max_interactions
+        self.cold_start_max_duration = cold_start_max_duration
+        self.cold_start_relative_from = cold_start_relative_from
         super().__init__(
             hidden_dimension=hidden_dimension,
             recency_mask=recency_mask,
@@ -845,9 +803,6 @@ class HRNNColdstart(HRNNMetadata):
             neighbours=neighbours,
             sequence_weight=sequence_weight,
         )
-        self.cold_start_max_interactions = cold_start_max_interactions
-        self.cold_start_max_duration = cold_start_max_duration
-        self.cold_start_relative_from = cold_start_relative_from
 
     def _validate_params(self) -> None:
         super()._validate_params()
