@@ -187,3 +187,5 @@ class StatusTransitionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+from batchjobs import event_trackers_admin  # noqa: E402, F401

@@ -12,6 +12,7 @@ from django.utils import timezone
 from redis.exceptions import LockError
 from rq.utils import as_text
 
+from batchjobs.deletions import finish_lost_deletions
 from batchjobs.kinds import KINDS
 from batchjobs.models import (
     BatchShard,
@@ -138,6 +139,7 @@ def _reconcile_round(now) -> dict[str, int]:
             _forget_missing(job_id)
             counts["requeued"] += 1
     counts["requeued"] += _rejoin_stalled(stale_before)
+    finish_lost_deletions(now)
     Solution.create_due_automatic_versions(now)
     return counts
 

@@ -24,6 +24,7 @@ from batchjobs import sigv4, validation
 from batchjobs.api import _body, _params
 from batchjobs.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException, ServiceError
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status, exploration_seed
+from batchjobs.models.event_trackers import realtime_events
 from engine.recipes.catalog import ATTRIBUTES_INPUT, POPULAR_INPUT, validate_exploration_config
 from engine.serving import ModelServer, ServingClient, ServingUnavailable
 
@@ -235,6 +236,9 @@ def resolve(operation: str, params: dict) -> tuple[dict, bool]:
         "filter": item_filter,
         "metadata": metadata,
     }
+    events = realtime_events(campaign.dataset_group_id, campaign.version_arn, recipe.input_kind, query)
+    if events:
+        request["events"] = events
     return request, recipe.has_scores
 
 

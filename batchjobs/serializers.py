@@ -397,3 +397,19 @@ def campaign_summary(row) -> dict:
     return present(
         name=row.name, campaignArn=row.arn, status=row.status, failureReason=row.failure_reason, **_times(row)
     )
+
+
+def event_tracker(row) -> dict:
+    return present(
+        name=row.name,
+        eventTrackerArn=row.arn,
+        accountId=row.account_id,
+        trackingId=row.tracking_id,
+        datasetGroupArn=row.dataset_group.arn,
+        status=row.status,
+        **_times(row),
+    )
+
+
+def event_tracker_summary(row) -> dict:
+    return _pick(event_tracker(row), ("name", "eventTrackerArn", "status", "creationDateTime", "lastUpdatedDateTime"))

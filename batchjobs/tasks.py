@@ -21,6 +21,7 @@ from batchjobs.models import (
     SolutionVersion,
     Status,
 )
+from batchjobs.models.event_trackers import interactions_with_events, record_training_events
 from batchjobs.runner import LostOwnership, Runner, with_db_retry
 from batchjobs.sharding import (
     enqueue_join,
@@ -132,9 +133,12 @@ class _Export(Runner):
         storage = role_storage(job.role, for_what="A dataset export job")
         out_uri = job.output_uri
         storage.require("s3:PutObject", out_uri)
-        # Only bulk imports exist here so far: records put one at a time (PutEvents and the like) are none.
         bulk = job.ingestion_mode != DatasetExportJob.IngestionMode.PUT
         data = _load_dataset(job.dataset) if bulk else None
+        # Records put one at a time are the events of PutEvents (Interactions); PutItems and PutUsers are not served.
+        put = job.ingestion_mode != DatasetExportJob.IngestionMode.BULK
+        if put and job.dataset.dataset_type == Dataset.Type.INTERACTIONS:
+            data, _ = interactions_with_events(job.dataset.dataset_group, data)
         if data is None:
             data = _READERS[job.dataset.dataset_type][0](io.BytesIO(_HEADERS[job.dataset.dataset_type]))
         with storage.atomic_writer(out_uri) as out:
@@ -165,7 +169,10 @@ class _Train(Runner):
         started = time.monotonic()
         solution = version.solution
         group = solution.dataset_group
-        interactions = _load_dataset(group.dataset(Dataset.Type.INTERACTIONS))
+        # Events recorded by the group's event tracker (PutEvents) are part of its Interactions data.
+        interactions, last_event = interactions_with_events(
+            group, _load_dataset(group.dataset(Dataset.Type.INTERACTIONS))
+        )
         if interactions is None:
             raise JobFailed(
                 "Create failed. The dataset group has no imported Interactions data: import interactions first."
@@ -196,6 +203,7 @@ class _Train(Runner):
         tmp = path.with_suffix(f".tmp-{version.attempts}")
         save_model(model, tmp)
         os.replace(tmp, path)
+        record_training_events(version, last_event)
         self.finish(
             "Training completed.",
             artifact=str(path),

@@ -16,6 +16,11 @@ urlpatterns = [
     path(group + "import-jobs/create/", views.import_job_create, name="import_job_create"),
     path(group + "import-jobs/<int:pk>/", views.import_job_detail, name="import_job_detail"),
     path(group + "import-jobs/<int:pk>/status.json", views.import_job_status, name="import_job_status"),
+    # Event trackers
+    path(group + "event-trackers/", views.event_tracker_list, name="event_tracker_list"),
+    path(group + "event-trackers/create/", views.event_tracker_create, name="event_tracker_create"),
+    path(group + "event-trackers/<int:pk>/", views.event_tracker_detail, name="event_tracker_detail"),
+    path(group + "event-trackers/<int:pk>/delete/", views.event_tracker_delete, name="event_tracker_delete"),
     # Filters
     path(group + "filters/", views.filter_list, name="filter_list"),
     path(group + "filters/create/", views.filter_create, name="filter_create"),

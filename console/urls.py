@@ -14,6 +14,8 @@ urlpatterns = [
     path("", include("batchjobs.api")),
     # The runtime API (GetRecommendations, GetPersonalizedRanking) at /api/personalize-runtime.
     path("", include("batchjobs.runtime")),
+    # PutEvents (personalize-events) at /api/personalize-events.
+    path("", include("batchjobs.events_api")),
     path("", include("batchjobs.urls")),
 ]
 

@@ -32,6 +32,7 @@ from engine import datasets as engine_datasets
 from engine.artifacts import load_model
 from engine.filters import FilterError, compile_filter
 from engine.realtime import QueryError, answer
+from engine.realtime_updates import with_new_events
 
 __all__ = ["ModelServer", "ServingClient", "ServingUnavailable", "serve"]
 
@@ -92,7 +93,8 @@ class ModelServer:
 
     A request is a dict: ``artifact`` and ``checksum`` (the model file), ``query`` (the batch line's object),
     ``input_kind``, ``num_results``, ``exploration``, ``seed``, optionally ``filter`` (``key``, ``expression``,
-    ``target``, ``files``: dataset type -> imported file) and ``metadata`` (``items_file``, ``columns``).
+    ``target``, ``files``: dataset type -> imported file), ``metadata`` (``items_file``, ``columns``) and
+    ``events`` (the items of the user's events newer than the model, oldest first: real-time updates).
     The reply is ``{"items", "scores", "metadata"}`` or ``{"error": {"code", "message"}}``.
     """
 
@@ -138,6 +140,9 @@ class ModelServer:
             model = self.model(request["artifact"], request.get("checksum", ""))
         except FileNotFoundError:
             return _error("ResourceNotFoundException", "The campaign's model is missing from the artifact store.")
+        if request.get("events"):
+            # The user's events newer than the model (PutEvents): a one-user view of the model with them.
+            model = with_new_events(model, request["query"].get("userId", ""), request["events"])
         item_filter = None
         if request.get("filter"):
             try:

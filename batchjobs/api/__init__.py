@@ -30,6 +30,7 @@ from batchjobs.api.datasets import (
     delete_schema,
     update_dataset,
 )
+from batchjobs.api.event_trackers import create_event_tracker, delete_event_tracker
 from batchjobs.api.jobs import (
     create_batch_inference_job,
     create_batch_segment_job,
@@ -97,6 +98,8 @@ OPERATIONS: dict[str, Operation] = {
     "CreateCampaign": Operation(create_campaign, mutates=True),
     "UpdateCampaign": Operation(update_campaign, mutates=True),
     "DeleteCampaign": Operation(delete_campaign, mutates=True),
+    "CreateEventTracker": Operation(create_event_tracker, mutates=True),
+    "DeleteEventTracker": Operation(delete_event_tracker, mutates=True),
     "TagResource": Operation(tag_resource, mutates=True),
     "UntagResource": Operation(untag_resource, mutates=True),
     "ListTagsForResource": Operation(list_tags_for_resource),

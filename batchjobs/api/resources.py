@@ -17,6 +17,7 @@ from batchjobs.models import (
     DatasetExportJob,
     DatasetGroup,
     DatasetImportJob,
+    EventTracker,
     Filter,
     Schema,
     Solution,
@@ -220,5 +221,6 @@ RESOURCES: dict[str, Resource] = {
         ),
         Resource("Filter", Filter.objects.select_related("dataset_group"), _IN_GROUP, list_member="Filters"),
         Resource("Campaign", Campaign.objects.select_related("solution", "solution_version"), _OF_SOLUTION),
+        Resource("EventTracker", EventTracker.objects.select_related("dataset_group"), _IN_GROUP),
     )
 }

@@ -13,6 +13,7 @@ from batchjobs.models.base import (
 )
 from batchjobs.models.campaigns import Campaign
 from batchjobs.models.datasets import Dataset, DatasetExportJob, DatasetGroup, DatasetImportJob, Schema
+from batchjobs.models.event_trackers import EventTracker, TrackedEvent, TrainingEvents
 from batchjobs.models.filters import Filter
 from batchjobs.models.jobs import BatchInferenceJob, BatchJob, BatchSegmentJob, BatchShard
 from batchjobs.models.solutions import Solution, SolutionVersion, exploration_seed
@@ -33,6 +34,7 @@ __all__ = [
     "DatasetExportJob",
     "DatasetGroup",
     "DatasetImportJob",
+    "EventTracker",
     "Filter",
     "Role",
     "Schema",
@@ -40,5 +42,7 @@ __all__ = [
     "SolutionVersion",
     "Status",
     "StatusTransition",
+    "TrackedEvent",
+    "TrainingEvents",
     "exploration_seed",
 ]

@@ -35,6 +35,9 @@ class Status(models.TextChoices):
     # Only solution versions are stopped (StopSolutionVersionCreation).
     CREATE_STOPPING = "CREATE STOPPING", "Create stopping"
     CREATE_STOPPED = "CREATE STOPPED", "Create stopped"
+    # Campaigns and event trackers (batchjobs.deletions).
+    DELETE_PENDING = "DELETE PENDING", "Delete pending"
+    DELETE_IN_PROGRESS = "DELETE IN_PROGRESS", "Delete in progress"
 
 
 # Which statuses each status may be entered from. IN_PROGRESS -> PENDING is the retry of a job whose
@@ -47,6 +50,8 @@ PREDECESSORS: dict[str, tuple[str, ...]] = {
     Status.CREATE_FAILED: (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS),
     Status.CREATE_STOPPING: (Status.CREATE_IN_PROGRESS,),
     Status.CREATE_STOPPED: (Status.CREATE_PENDING, Status.CREATE_STOPPING),
+    Status.DELETE_PENDING: (Status.ACTIVE, Status.CREATE_FAILED),
+    Status.DELETE_IN_PROGRESS: (Status.DELETE_PENDING,),
 }
 TERMINAL_STATUSES = (Status.ACTIVE, Status.CREATE_FAILED, Status.CREATE_STOPPED)
 UNFINISHED_STATUSES = (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_STOPPING)

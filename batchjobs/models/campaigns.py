@@ -1,6 +1,5 @@
 """Campaigns: a solution version deployed for real-time recommendations."""
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -11,7 +10,7 @@ from batchjobs.errors import (
     ResourceInUseException,
 )
 from batchjobs.kinds import INFERENCE
-from batchjobs.models.base import AsyncResource, Status, StatusTransition, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Status, _creating, _refuse_duplicate
 from batchjobs.models.solutions import Solution, SolutionVersion
 from engine.recipes.catalog import (
     HyperParameterError,
@@ -217,9 +216,7 @@ class Campaign(AsyncResource):
             self._record(Status.ACTIVE, f"Updated: solution version {version.version_id}, {tps} TPS.")
 
     def delete_validated(self) -> None:
-        """DeleteCampaign: at once (the service walks DELETE PENDING and DELETE IN_PROGRESS first)."""
-        with transaction.atomic():
-            type(self).objects.filter(pk=self.pk).delete()
-            StatusTransition.objects.filter(
-                content_type=ContentType.objects.get_for_model(type(self)), object_id=self.pk
-            ).delete()
+        """DeleteCampaign: DELETE PENDING, then DELETE IN_PROGRESS and gone (batchjobs.deletions)."""
+        from batchjobs.deletions import request_delete
+
+        request_delete(self, "campaignArn")

@@ -20,6 +20,12 @@ from batchjobs.views.campaigns import campaign_create, campaign_detail, campaign
 from batchjobs.views.credentials import access_key_create, access_key_revoke, credentials
 from batchjobs.views.dataset_groups import dataset_group_create, dataset_group_list, dataset_group_overview
 from batchjobs.views.datasets import dataset_create, datasets, import_job_create, import_job_detail, import_job_status
+from batchjobs.views.event_trackers import (
+    event_tracker_create,
+    event_tracker_delete,
+    event_tracker_detail,
+    event_tracker_list,
+)
 from batchjobs.views.filters import filter_create, filter_detail, filter_list
 from batchjobs.views.roles import role_create, role_detail, role_list
 from batchjobs.views.segment_jobs import (
@@ -52,6 +58,10 @@ __all__ = [
     "dataset_group_list",
     "dataset_group_overview",
     "datasets",
+    "event_tracker_create",
+    "event_tracker_delete",
+    "event_tracker_detail",
+    "event_tracker_list",
     "filter_create",
     "filter_detail",
     "filter_list",

@@ -136,8 +136,10 @@ class UserPersonalization(RecommenderModel):
         "query_indices_",
         "query_weights_",
     )
-    # Written by earlier versions, which computed the softmax denominators at training.
-    _optional_array_names = ("log_normalizers_",)
+    # log_normalizers_: written by earlier versions, which computed the softmax denominators at training.
+    # seen_weights_: each user's recency-weighted events per seen item (aligned with seen_indices_), from which
+    # engine.realtime_updates rebuilds the user's confidences; older files lack it.
+    _optional_array_names = ("log_normalizers_", "seen_weights_")
 
     #: Defaults of the sequence part, which is not one of the recipe's hyperparameters; a relative's class may
     #: tune them.
@@ -238,6 +240,9 @@ class UserPersonalization(RecommenderModel):
         self.exclude_seen_ = bool(self.repeat_fraction_ < REPEAT_THRESHOLD)
         self.seen_indptr_ = counts.indptr.astype(np.int64)
         self.seen_indices_ = counts.indices.astype(np.int64)
+        w.sort_indices()
+        if np.array_equal(w.indptr, self.seen_indptr_) and np.array_equal(w.indices, self.seen_indices_):
+            self.seen_weights_ = w.data.astype(np.float32)
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
         self._complete_item_factors(items)

@@ -204,6 +204,8 @@ def test_campaign_lifecycle_and_rules(personalize, runtime, demo_world, trained_
 
     personalize.delete_campaign(campaignArn=arn)
     personalize.delete_campaign(campaignArn=rank_campaign)
+    assert personalize.describe_campaign(campaignArn=arn)["campaign"]["status"] == "DELETE PENDING"
+    run_queued_jobs("batch")
     assert not Campaign.objects.exists()
     with pytest.raises(personalize.exceptions.ResourceNotFoundException):
         personalize.describe_campaign(campaignArn=arn)

@@ -149,5 +149,9 @@ def test_every_required_operation_is_in_the_table():
         "ListCampaigns",
         "UpdateCampaign",
         "DeleteCampaign",
+        "CreateEventTracker",
+        "DescribeEventTracker",
+        "ListEventTrackers",
+        "DeleteEventTracker",
     }
     assert wanted == set(api.OPERATIONS)

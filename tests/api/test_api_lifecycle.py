@@ -183,9 +183,9 @@ def test_describe_algorithm_reports_the_recipes_hyperparameters(personalize):
 
 def test_an_operation_this_server_does_not_implement_says_so(api_url, admin_key):
     response = signed_post(
-        api_url, admin_key.access_key_id, admin_key.secret_access_key, "AmazonPersonalize.CreateEventTracker",
+        api_url, admin_key.access_key_id, admin_key.secret_access_key, "AmazonPersonalize.CreateMetricAttribution",
         json.dumps({"name": "t", "datasetGroupArn": "arn:aws:personalize:::dataset-group/g"}).encode(),
     )
     status, code, message = error_of(response)
     assert (status, code) == (400, "UnknownOperationException")
-    assert "CreateEventTracker is an Amazon Personalize operation this server does not implement" in message
+    assert "CreateMetricAttribution is an Amazon Personalize operation this server does not implement" in message

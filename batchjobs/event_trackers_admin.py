@@ -1,0 +1,29 @@
+"""Admin pages for event trackers and the events they recorded (imported by batchjobs/admin.py)."""
+
+from django.contrib import admin
+
+from batchjobs.admin import AsyncResourceAdmin
+from batchjobs.models.event_trackers import EventTracker, TrackedEvent, TrainingEvents
+
+
+@admin.register(EventTracker)
+class EventTrackerAdmin(AsyncResourceAdmin):
+    list_display = ("name", "dataset_group", "status", "tracking_id", "created")
+    search_fields = ("name", "arn", "tracking_id")
+    list_select_related = ("dataset_group",)
+    readonly_fields = AsyncResourceAdmin.readonly_fields + ("tracking_id",)
+
+
+@admin.register(TrackedEvent)
+class TrackedEventAdmin(admin.ModelAdmin):
+    list_display = ("received", "dataset_group", "user_id", "session_id", "event_type", "item_id", "timestamp")
+    list_filter = ("event_type",)
+    search_fields = ("user_id", "session_id", "item_id", "event_id")
+    list_select_related = ("dataset_group",)
+    raw_id_fields = ("dataset_group", "tracker")
+
+
+@admin.register(TrainingEvents)
+class TrainingEventsAdmin(admin.ModelAdmin):
+    list_display = ("version", "last_event_id")
+    raw_id_fields = ("version",)

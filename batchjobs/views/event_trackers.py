@@ -1,0 +1,114 @@
+"""Event trackers: the list (under Datasets, as in the real console), creation, and each tracker with its
+tracking ID, the events it recorded, how to send them (PutEvents), and deletion."""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from batchjobs.cli_snippets import static_cli
+from batchjobs.errors import ServiceError
+from batchjobs.forms import show_service_error
+from batchjobs.models.event_trackers import EventTracker, TrackedEvent
+from batchjobs.paging import sorted_page
+from batchjobs.permissions import write_required
+from batchjobs.views.common import crumbs, get_group_for_user, history
+
+RECENT_EVENTS = 20
+
+
+class EventTrackerForm(forms.Form):
+    API_FIELDS = {"name": "name", "datasetGroupArn": "name"}
+
+    name = forms.CharField(label="Tracker name", max_length=63,
+                           help_text="Letters, digits, hyphens and underscores; unique in this account.")
+
+
+def _list_crumb(group):
+    return ("Event trackers", reverse("batchjobs:event_tracker_list", args=[group.pk]))
+
+
+@login_required
+@require_GET
+def event_tracker_list(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    page, sorting = sorted_page(request, EventTracker.objects.filter(dataset_group=group), "name")
+    return render(request, "batchjobs/event_trackers.html", {
+        "group": group, "trackers": page, "page": page, "sorting": sorting,
+        "event_count": TrackedEvent.objects.filter(dataset_group=group).count(),
+        "breadcrumbs": crumbs(group, ("Event trackers", None)),
+    })
+
+
+@login_required
+@write_required("create an event tracker")
+@require_http_methods(["GET", "POST"])
+def event_tracker_create(request: HttpRequest, group_pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    form = EventTrackerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            row = EventTracker.create_validated(form.cleaned_data["name"], group.arn)
+        except ServiceError as exc:
+            show_service_error(form, exc, form.API_FIELDS)
+        else:
+            messages.success(request, f"Event tracker {row.name} created. Its tracking ID is {row.tracking_id}.")
+            return redirect("batchjobs:event_tracker_detail", group.pk, row.pk)
+    name = form.cleaned_data["name"] if form.is_bound and form.is_valid() else "my-tracker"
+    return render(request, "batchjobs/event_tracker_create.html", {
+        "group": group, "form": form, "existing": EventTracker.objects.filter(dataset_group=group).first(),
+        "cli": static_cli(request, "create-event-tracker", {"name": name, "datasetGroupArn": group.arn}),
+        "breadcrumbs": crumbs(group, _list_crumb(group), ("Create event tracker", None)),
+    })
+
+
+def _put_events_snippets(request, tracker: EventTracker) -> dict:
+    endpoint = request.build_absolute_uri("/api/personalize-events")
+    event_list = [{"eventType": "click", "itemId": "ITEM_ID", "sentAt": 1767225600}]
+    cli = (
+        f"aws personalize-events put-events --tracking-id {tracker.tracking_id} --user-id USER_ID \\\n"
+        f"  --session-id SESSION_ID --event-list '{json.dumps(event_list, separators=(',', ':'))}' \\\n"
+        f"  --endpoint-url {endpoint}"
+    )
+    code = (
+        "import time\nimport boto3\n\n"
+        f'events = boto3.client("personalize-events", endpoint_url="{endpoint}")\n'
+        f'events.put_events(trackingId="{tracker.tracking_id}", userId="USER_ID", sessionId="SESSION_ID",\n'
+        '                  eventList=[{"eventType": "click", "itemId": "ITEM_ID", "sentAt": time.time()}])'
+    )
+    return {"cli": cli, "boto3": code, "spec": None}
+
+
+@login_required
+@require_GET
+def event_tracker_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    tracker = get_object_or_404(EventTracker, pk=pk, dataset_group=group)
+    recorded = TrackedEvent.objects.filter(tracker=tracker)
+    return render(request, "batchjobs/event_tracker_detail.html", {
+        "group": group, "tracker": tracker, "transitions": history(tracker),
+        "event_count": recorded.count(), "events": list(recorded.order_by("-pk")[:RECENT_EVENTS]),
+        "cli": _put_events_snippets(request, tracker),
+        "breadcrumbs": crumbs(group, _list_crumb(group), (tracker.name, None)),
+    })
+
+
+@login_required
+@write_required("delete an event tracker")
+@require_POST
+def event_tracker_delete(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+    group = get_group_for_user(request, group_pk)
+    tracker = get_object_or_404(EventTracker, pk=pk, dataset_group=group)
+    try:
+        tracker.delete_validated()
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("batchjobs:event_tracker_detail", group.pk, tracker.pk)
+    messages.success(request, f"Event tracker {tracker.name} is being deleted. The events it recorded stay in the "
+                              "dataset group's Interactions data.")
+    return redirect("batchjobs:event_tracker_list", group.pk)
