@@ -8,6 +8,16 @@ import engine
 ROOT = Path(engine.__file__).resolve().parent.parent
 
 
+def run_alone(code: str) -> None:
+    """Run ``code`` in a fresh interpreter that sees only the project (no Django settings, no site env)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_engine_never_imports_django():
     modules = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, prefix="engine."))
     assert "engine.batch" in modules and "engine.recipes.user_personalization" in modules
@@ -19,12 +29,7 @@ def test_engine_never_imports_django():
         "assert not bad, bad\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_alone(code)
 
 
 def test_scoring_leaves_training_only_imports_out():
@@ -37,9 +42,4 @@ def test_scoring_leaves_training_only_imports_out():
         "assert not bad, bad\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_alone(code)
