@@ -1,6 +1,7 @@
 """Shared fixtures: a real Redis for the queues, object storage and artifacts in a temporary folder, and
 helpers that build trained solution versions from generated data."""
 
+import functools
 import json
 import os
 import shutil
@@ -67,6 +68,16 @@ def redis_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """PBKDF2's million rounds cost a second a user on this machine, and most tests make one; what tests check is
+    who may do what, not how hard a stolen hash is to crack."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path):
     """Each test gets its own object storage root and artifact store."""
@@ -104,6 +115,14 @@ def user(django_user_model):
     return django_user_model.objects.create_user("alice", password="correct horse battery")
 
 
+@functools.cache
+def _demo_data():
+    """Generated once a session: the same seed always gives the same bytes, and no test changes them."""
+    from engine import synthetic
+
+    return synthetic.generate(n_users=300, n_items=120, n_interactions=6000, seed=3)
+
+
 @pytest.fixture
 def demo_world(db, settings):
     """A role, a dataset group with imported synthetic data, and the objects storage paths to use."""
@@ -111,9 +130,7 @@ def demo_world(db, settings):
     from batchjobs.demo import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
     from batchjobs.models import Dataset, DatasetGroup, DatasetImportJob, Role, Schema
     from batchjobs.storage import object_storage
-    from engine import synthetic
-
-    data = synthetic.generate(n_users=300, n_items=120, n_interactions=6000, seed=3)
+    data = _demo_data()
     storage = object_storage()
     storage.write_bytes("s3://bucket/data/interactions.csv", data.interactions_csv)
     storage.write_bytes("s3://bucket/data/items.csv", data.items_csv)
