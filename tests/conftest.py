@@ -1,16 +1,19 @@
-"""Shared fixtures: a real Redis for the queues, object storage and artifacts in a temporary folder, and
-helpers that build trained solution versions from generated data."""
+"""Shared fixtures: a real Redis for the queues, object storage and artifacts in a temporary folder, and the
+objects of tests/factories.py that most tests start from (users, a group, a role, a demo world, trained
+versions)."""
 
 import functools
-import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
 import redis
+
+from tests import factories
 
 
 def _start_private_redis() -> tuple[str, subprocess.Popen, str]:
@@ -48,11 +51,13 @@ def _start_private_redis() -> tuple[str, subprocess.Popen, str]:
 def redis_url():
     """TEST_REDIS_URL when given (CI points it at the machine's Redis), else a private server.
 
-    The test database index is flushed: never point TEST_REDIS_URL at a database that holds real data.
+    The test database index is flushed: never point TEST_REDIS_URL at a database that holds real data. Each
+    pytest-xdist worker starts a private server whatever is given, since workers sharing one database would
+    flush and run each other's queued jobs.
     """
     from django.conf import settings
 
-    url = os.environ.get("TEST_REDIS_URL")
+    url = None if os.environ.get("PYTEST_XDIST_WORKER") else os.environ.get("TEST_REDIS_URL")
     process = folder = None
     if not url:
         url, process, folder = _start_private_redis()
@@ -76,6 +81,21 @@ def fast_password_hashing():
 
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real moto S3 server over HTTP (not in-process mocking), shared by the session: tests keep to buckets
+    of their own or empty theirs when done."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -111,63 +131,55 @@ def flush_queues(redis_url):
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="correct horse battery")
+def user(db):
+    return factories.make_user("alice")
 
 
-@functools.cache
-def _demo_data():
-    """Generated once a session: the same seed always gives the same bytes, and no test changes them."""
-    from engine import synthetic
+@pytest.fixture
+def console_user(db):
+    """A signed-in user's account with the write permission: creates, downloads, re-runs."""
+    return factories.make_user("carol", write=True)
 
-    return synthetic.generate(n_users=300, n_items=120, n_interactions=6000, seed=3)
+
+@pytest.fixture
+def viewer(db):
+    """A view-only user: signed in, without the write permission."""
+    return factories.make_user("victor")
+
+
+@pytest.fixture
+def signed_in(client, console_user):
+    client.force_login(console_user)
+    return client
+
+
+@pytest.fixture
+def group(db):
+    return factories.make_group()
+
+
+@pytest.fixture
+def role(db):
+    return factories.make_role()
+
+
+@pytest.fixture
+def solution(group):
+    return factories.make_solution(group)
+
+
+@pytest.fixture
+def active_version(solution):
+    return factories.make_version(solution)
 
 
 @pytest.fixture
 def demo_world(db, settings):
     """A role, a dataset group with imported synthetic data, and the objects storage paths to use."""
-    from batchjobs import tasks
-    from batchjobs.demo import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
-    from batchjobs.models import Dataset, DatasetGroup, DatasetImportJob, Role, Schema
-    from batchjobs.storage import object_storage
-    data = _demo_data()
-    storage = object_storage()
-    storage.write_bytes("s3://bucket/data/interactions.csv", data.interactions_csv)
-    storage.write_bytes("s3://bucket/data/items.csv", data.items_csv)
-    role = Role.create_with_prefixes("test-role", read=["s3://bucket/"], write=["s3://bucket/out/"])
-    group = DatasetGroup.create_validated("test-group", role_arn=role.arn)
-    for dataset_type, schema in (("INTERACTIONS", INTERACTIONS_SCHEMA), ("ITEMS", ITEMS_SCHEMA)):
-        schema_row = Schema.create_validated(f"schema-{dataset_type.lower()}", json.dumps(schema))
-        dataset = Dataset.create_validated(
-            f"ds-{dataset_type.lower()}", group.arn, schema_row.arn, dataset_type
-        )
-        job = DatasetImportJob.objects.create(
-            job_name=f"import-{dataset_type.lower()}",
-            dataset=dataset,
-            data_location=f"s3://bucket/data/{dataset_type.lower()}.csv",
-            role=role,
-        )
-        tasks.import_dataset(job.pk)
-    return {"role": role, "group": group, "data": data, "storage": storage}
+    return factories.make_demo_world()
 
 
 @pytest.fixture
 def trained_version(demo_world):
     """Returns a function: recipe name -> an ACTIVE SolutionVersion trained on demo_world's data."""
-    from batchjobs import tasks
-    from batchjobs.models import Solution, SolutionVersion
-
-    def make(recipe: str = "aws-user-personalization", **hyperparameters):
-        solution = Solution.create_validated(
-            f"sol-{recipe}-{Solution.objects.count()}",
-            demo_world["group"].arn,
-            f"arn:aws:personalize:::recipe/{recipe}",
-            solution_config={"algorithmHyperParameters": {k: str(v) for k, v in hyperparameters.items()}},
-        )
-        version = SolutionVersion.objects.create(solution=solution)
-        tasks.train_solution_version(version.pk)
-        version.refresh_from_db()
-        assert version.status == "ACTIVE", version.failure_reason
-        return version
-
-    return make
+    return functools.partial(factories.train_version, demo_world["group"])

@@ -4,6 +4,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests import factories
 from tests.api.support import REGION
 
 
@@ -33,11 +34,8 @@ def make_client(api_url):
 
 
 @pytest.fixture
-def admin_key(django_user_model):
-    from batchjobs.models import AccessKey
-
-    admin = django_user_model.objects.create_superuser("api-admin", password="correct horse battery")
-    return AccessKey.issue(admin)
+def admin_key(db):
+    return factories.make_access_key(factories.make_superuser("api-admin"))
 
 
 @pytest.fixture
@@ -47,6 +45,5 @@ def personalize(make_client, admin_key):
 
 @pytest.fixture
 def role(db):
-    from batchjobs.models import Role
-
-    return Role.create_with_prefixes("test-role", read=["s3://bucket/"], write=["s3://bucket/out/"])
+    """The role API tests name: it may read the whole bucket, as demo_world's does."""
+    return factories.make_role("test-role", read=("s3://bucket/",))

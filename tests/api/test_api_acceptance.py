@@ -5,9 +5,8 @@ import time
 
 from django.conf import settings
 
-from batchjobs.models import Role
 from batchjobs.storage import object_storage
-from engine import synthetic
+from tests import factories
 from tests.api.support import interactions_schema
 from tests.helpers import run_queued_jobs, write_lines
 
@@ -25,13 +24,13 @@ def _wait_active(personalize, describe, result_key, arn_member, arn, queue):
 
 
 def test_batch_recommendations_end_to_end(personalize):
-    data = synthetic.generate(n_users=300, n_items=120, n_interactions=6000, seed=3)
+    data = factories.demo_data()
     storage = object_storage()
     storage.write_bytes("s3://bucket/data/interactions.csv", data.interactions_csv)
     users = data.user_ids[:20]
     write_lines(storage, "s3://bucket/in/users.json", [json.dumps({"userId": u}) for u in users])
     # Roles come from `manage.py createrole`; the API has no IAM.
-    role_arn = Role.create_with_prefixes("batch-role", read=["s3://bucket/"], write=["s3://bucket/out/"]).arn
+    role_arn = factories.make_role("batch-role", read=("s3://bucket/",)).arn
 
     group_arn = personalize.create_dataset_group(name="acceptance", roleArn=role_arn)["datasetGroupArn"]
     schema_arn = personalize.create_schema(name="acceptance-interactions", schema=interactions_schema())["schemaArn"]

@@ -12,7 +12,7 @@ import pytest
 
 from batchjobs.demo import INTERACTIONS_SCHEMA
 from batchjobs.storage import object_storage
-from engine import synthetic
+from tests import factories
 from tests.helpers import read_output, run_queued_jobs, write_lines
 
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
@@ -50,7 +50,7 @@ def test_the_documented_cli_workflow_end_to_end(api_url, admin_key, role, tmp_pa
             time.sleep(0.1)
         raise AssertionError(f"{arn} never became ACTIVE")
 
-    data = synthetic.generate(n_users=300, n_items=120, n_interactions=6000, seed=3)
+    data = factories.demo_data()
     storage = object_storage()
     storage.write_bytes("s3://bucket/data/interactions.csv", data.interactions_csv)
     write_lines(storage, "s3://bucket/in/users.json", [json.dumps({"userId": u}) for u in data.user_ids[:40]])

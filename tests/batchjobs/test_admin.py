@@ -21,7 +21,7 @@ from batchjobs.models import (
     StatusTransition,
 )
 from console.models import LoginFailure
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from batchjobs.errors import InvalidInputException
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetImportJob, Role, Status
 from batchjobs.storage import object_storage
 from engine.storage import PathEscapesRoot
-from tests.console import factories
+from tests import factories
 from tests.helpers import read_output, write_lines
 
 
@@ -88,12 +88,8 @@ def test_an_input_prefix_holding_the_output_folder_reads_everything_but_the_outp
 
 
 @pytest.fixture
-def world(client, django_user_model, db):
-    user = factories.grant_write(django_user_model.objects.create_user("dave", password="correct horse battery"))
-    client.force_login(user)
-    group = factories.make_group()
-    version = factories.make_version(factories.make_solution(group))
-    return {"client": client, "group": group, "version": version}
+def world(signed_in, group, active_version):
+    return {"client": signed_in, "group": group, "version": active_version}
 
 
 FAILED = [

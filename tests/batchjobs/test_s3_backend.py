@@ -3,7 +3,6 @@ AWS_ENDPOINT_URL_S3 or S3_BACKEND=aws: prefix listing over several files, stream
 appear only when complete."""
 
 import json
-import socket
 
 import boto3
 import pytest
@@ -13,26 +12,13 @@ from batchjobs.models import BatchInferenceJob
 from tests.helpers import read_output, write_lines
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_backend(settings, moto_url, monkeypatch):
+def s3_backend(settings, moto_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     settings.S3_BACKEND = "aws"
-    settings.AWS_ENDPOINT_URL_S3 = moto_url
-    client = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    settings.AWS_ENDPOINT_URL_S3 = moto_endpoint
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="bucket")
     yield client
     for page in client.get_paginator("list_objects_v2").paginate(Bucket="bucket"):

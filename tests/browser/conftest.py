@@ -107,10 +107,10 @@ def workers(isolated_storage, redis_url, flush_queues):
 
 
 @pytest.fixture
-def writer(django_user_model):
-    from tests.console.factories import grant_write
+def writer(db):
+    from tests import factories
 
-    return grant_write(django_user_model.objects.create_user("wendy", password="a long enough password"))
+    return factories.make_user("wendy", write=True, password="a long enough password")
 
 
 def sign_in(page, username: str = "wendy", password: str = "a long enough password") -> None:

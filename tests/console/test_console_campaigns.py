@@ -6,7 +6,7 @@ import re
 from django.urls import reverse
 
 from batchjobs.models import Campaign
-from tests.console import factories
+from tests import factories
 
 
 def test_create_a_campaign_and_test_it(client, django_user_model, demo_world, trained_version):

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from batchjobs import charts
-from tests.console import factories
+from tests import factories
 
 
 def _accessible(svg: str, chart_id: str) -> None:

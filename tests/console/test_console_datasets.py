@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from batchjobs.models import Dataset, DatasetGroup, DatasetImportJob, Schema, Status
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from batchjobs.models import BatchInferenceJob, Filter, Status
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.console import factories
+from tests import factories
 
 
 def _all_page_urls():

@@ -6,7 +6,7 @@ from django.utils.html import escape
 
 from batchjobs.models import Solution, SolutionVersion, Status
 from engine.recipes.catalog import RECIPES
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -156,15 +156,14 @@ def s3(moto_endpoint):
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+    # The moto server is the session's: leave no bucket behind for the next test that makes one.
     bucket = "bucket"
-    existing = [b["Name"] for b in client.list_buckets()["Buckets"]]
-    if bucket in existing:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", ()):
-                client.delete_object(Bucket=bucket, Key=obj["Key"])
-    else:
-        client.create_bucket(Bucket=bucket)
-    return S3Storage(client=client)
+    client.create_bucket(Bucket=bucket)
+    yield S3Storage(client=client)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", ()):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)
 
 
 def test_s3_round_trip_and_prefix_semantics(s3):

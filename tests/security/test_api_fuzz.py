@@ -33,6 +33,7 @@ from batchjobs.models import (
     SolutionVersion,
 )
 from engine.recipes import RECIPES
+from tests import factories
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "800"))
 OPERATIONS = sorted(validation.service_model().operation_names)
@@ -128,7 +129,7 @@ def _send(client, key: AccessKey, operation: str, body: bytes):
 
 
 @pytest.fixture
-def fuzz_world(demo_world, trained_version, django_user_model):
+def fuzz_world(demo_world, trained_version):
     """A world worth poking: a trained version of each kind of recipe, a filter, a finished batch job, and a
     key that may change things."""
     from batchjobs import tasks
@@ -141,8 +142,7 @@ def fuzz_world(demo_world, trained_version, django_user_model):
     job = BatchInferenceJob.create_validated("done", versions[1].arn, "s3://bucket/in/users.json", "s3://bucket/out/",
                                              demo_world["role"].arn)
     tasks.run_batch_inference_job(job.pk)
-    admin = django_user_model.objects.create_superuser("fuzzer", password="correct horse battery")
-    return AccessKey.issue(admin), tuple(_known_arns())
+    return factories.make_access_key(factories.make_superuser("fuzzer")), tuple(_known_arns())
 
 
 @settings(

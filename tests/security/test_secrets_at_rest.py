@@ -7,12 +7,12 @@ from django.db import connection
 
 from batchjobs import keyring
 from batchjobs.models import AccessKey
+from tests import factories
 
 
 @pytest.fixture
-def key(django_user_model):
-    user = django_user_model.objects.create_user("keyholder", password="correct horse battery")
-    return AccessKey.issue(user)
+def key(db):
+    return factories.make_access_key(factories.make_user("keyholder"))
 
 
 def _stored(key) -> str:

@@ -10,25 +10,21 @@ from django.urls import reverse
 
 from batchjobs.models import BatchInferenceJob, Status
 from batchjobs.storage import object_storage
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(client, django_user_model):
-    user = factories.grant_write(django_user_model.objects.create_user("dave", password="correct horse battery"))
-    client.force_login(user)
-    group = factories.make_group()
-    solution = factories.make_solution(group)
-    version = factories.make_version(solution)
+def world(signed_in, console_user, group, solution, active_version, role):
+    """The shared console fixtures under the names these tests use."""
     return {
-        "client": client,
-        "user": user,
+        "client": signed_in,
+        "user": console_user,
         "group": group,
         "solution": solution,
-        "version": version,
-        "role": factories.make_role(),
+        "version": active_version,
+        "role": role,
     }
 
 
@@ -442,10 +438,9 @@ def test_times_are_rendered_in_utc_with_a_machine_readable_datetime(world):
 
 
 @pytest.fixture
-def viewer_client(world, django_user_model):
-    user = django_user_model.objects.create_user("vic", password="correct horse battery")
+def viewer_client(world, viewer):
     client = Client()
-    client.force_login(user)
+    client.force_login(viewer)
     return client
 
 
@@ -488,8 +483,8 @@ def test_view_only_users_may_not_create_or_download(world, viewer_client, django
     assert not object_storage().exists("s3://bucket/out/failing-job-failed-inputs.json")
 
 
-def test_a_superuser_may_create_without_the_permission(world, django_user_model):
-    admin = django_user_model.objects.create_superuser("root", password="correct horse battery")
+def test_a_superuser_may_create_without_the_permission(world):
+    admin = factories.make_superuser("root")
     client = Client()
     client.force_login(admin)
     assert client.get(_create_url(world)).status_code == 200

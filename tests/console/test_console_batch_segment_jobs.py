@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from batchjobs.models import BatchSegmentJob, Status
 from batchjobs.storage import object_storage
-from tests.console import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
