@@ -36,8 +36,9 @@ lint: $(VENV)/.installed-test
 test: lint
 	DEBUG=1 DATA_DIR=$$(mktemp -d) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The suites left out start real workers, kill processes or drive Chromium: minutes, not seconds.
-FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/browser -m "not e2e and not faults and not browser"
+# The suites left out start real workers, kill processes or drive Chromium: minutes, not seconds. The rest runs
+# on every core (pytest-xdist); each worker has its own SQLite file and Redis. PYTEST_ARGS="-n 0" runs it serially.
+FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/browser -m "not e2e and not faults and not browser" -n auto
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ import pytest
 
 from batchjobs import tasks
 from batchjobs.models import BatchInferenceJob
+from tests import factories
 from tests.helpers import read_output, write_lines
 
 
@@ -84,6 +85,7 @@ def test_the_demo_seeds_against_an_s3_endpoint_without_its_bucket(s3_backend, db
     from batchjobs import demo
 
     monkeypatch.setattr(demo.tasks, "train_solution_version", lambda pk: None)  # the files are what matters here
+    monkeypatch.setattr(demo.synthetic, "generate", factories.demo_data)  # and not how many rows they hold
     assert "demo-bucket" not in [b["Name"] for b in s3_backend.list_buckets()["Buckets"]]
     lines = []
     demo.seed_demo(log=lines.append)
