@@ -5,7 +5,9 @@ demo world and `train_version` are the exception, for tests that need real impor
 Fixtures that hand these to tests live in conftest.py; Django-free data for the engine in engine/support.py."""
 
 import functools
+import hashlib
 import json
+from pathlib import Path
 
 from batchjobs.models import (
     BatchInferenceJob,
@@ -190,18 +192,63 @@ def make_demo_world() -> dict:
     return {"role": role, "group": group, "data": data, "storage": storage}
 
 
-def train_version(group: DatasetGroup, recipe: str = "aws-user-personalization", **hyperparameters) -> SolutionVersion:
-    """An ACTIVE SolutionVersion of a new solution, trained by the training task on the group's data."""
-    from batchjobs import tasks
+# Trained versions by recipe, hyperparameters and the bytes of the data they learned from. Most tests need an
+# ACTIVE version to use, not a training run (tests of training call the task themselves): after the first real
+# training of a kind, a test gets a copy of its artifact and the fields the training task wrote, through the same
+# status steps (start, then succeed) the task takes.
+_TRAINED: dict[tuple, tuple[bytes, str, dict]] = {}
+# Set by the status machine itself on every start and transition, not by training.
+_STATUS_FIELDS = {"status", "last_updated", "attempts", "heartbeat", "owner"}
 
+
+def _field_values(row) -> dict:
+    return {f.attname: getattr(row, f.attname) for f in type(row)._meta.concrete_fields}
+
+
+def _training_key(group: DatasetGroup, recipe: str, hyperparameters: dict) -> tuple | None:
+    data = []
+    for dataset in group.datasets.order_by("dataset_type"):
+        if not dataset.data_file:
+            return None
+        with open(dataset.data_file, "rb") as fh:
+            data.append((dataset.dataset_type, dataset.schema.schema, hashlib.sha256(fh.read()).hexdigest()))
+    return recipe, tuple(sorted(hyperparameters.items())), tuple(data)
+
+
+def train_version(group: DatasetGroup, recipe: str = "aws-user-personalization", **hyperparameters) -> SolutionVersion:
+    """An ACTIVE SolutionVersion of a new solution, trained on the group's data: by the training task the first
+    time a session asks for this recipe, these hyperparameters and this data, as a copy of that training after."""
+    from batchjobs import tasks
+    from batchjobs.storage import artifact_path
+
+    hyperparameters = {k: str(v) for k, v in hyperparameters.items()}
     solution = Solution.create_validated(
         f"sol-{recipe}-{Solution.objects.count()}",
         group.arn,
         f"arn:aws:personalize:::recipe/{recipe}",
-        solution_config={"algorithmHyperParameters": {k: str(v) for k, v in hyperparameters.items()}},
+        solution_config={"algorithmHyperParameters": hyperparameters},
     )
     version = SolutionVersion.objects.create(solution=solution)
-    tasks.train_solution_version(version.pk)
+    key = _training_key(group, recipe, hyperparameters)
+    if key in _TRAINED:
+        artifact_bytes, message, written = _TRAINED[key]
+        artifact = artifact_path("solution-versions", f"{version.pk}.npz")
+        artifact.write_bytes(artifact_bytes)
+        assert version.start()
+        assert version.succeed(message, artifact=str(artifact), **written)
+    else:
+        before = _field_values(version)
+        tasks.train_solution_version(version.pk)
+        version.refresh_from_db()
+        assert version.status == "ACTIVE", version.failure_reason
+        if key is not None:
+            after = _field_values(version)
+            written = {
+                name: value for name, value in after.items()
+                if value != before[name] and name not in _STATUS_FIELDS and name != "artifact"
+            }
+            message = version.transitions.filter(status="ACTIVE").values_list("message", flat=True).last()
+            _TRAINED[key] = (Path(version.artifact).read_bytes(), message, written)
     version.refresh_from_db()
     assert version.status == "ACTIVE", version.failure_reason
     return version
