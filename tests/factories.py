@@ -206,6 +206,12 @@ def _field_values(row) -> dict:
 
 
 def _training_key(group: DatasetGroup, recipe: str, hyperparameters: dict) -> tuple | None:
+    """None when the training cannot be told apart by the imported files alone: events recorded by an event
+    tracker are training data too, and training remembers the last one it read."""
+    from batchjobs.models import TrackedEvent
+
+    if TrackedEvent.objects.filter(dataset_group=group).exists():
+        return None
     data = []
     for dataset in group.datasets.order_by("dataset_type"):
         if not dataset.data_file:

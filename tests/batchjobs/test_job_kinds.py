@@ -15,7 +15,7 @@ from batchjobs import tasks
 from batchjobs.kinds import INFERENCE, KINDS, SEGMENT
 from batchjobs.models import UNFINISHED_STATUSES, AccessKey, BatchInferenceJob, BatchSegmentJob, Status
 from engine import batch as engine_batch
-from tests.console import factories
+from tests import factories
 from tests.helpers import run_queued_jobs, write_lines
 
 SIMS = "arn:aws:personalize:::recipe/aws-sims"
@@ -31,10 +31,10 @@ def _make_job(kind, version, role, name, status):
 
 
 @pytest.fixture
-def world(db, client, django_user_model):
+def world(db, client):
     """A group holding a solution of every recipe type the kinds run, each with an ACTIVE version and a version
     still training, and a signed-in console user allowed to create jobs."""
-    user = factories.grant_write(django_user_model.objects.create_user("kim", password="correct horse battery"))
+    user = factories.make_user("kim", write=True)
     client.force_login(user)
     group = factories.make_group()
     solutions = {
@@ -76,8 +76,8 @@ def _api_create(client, key: AccessKey, kind, version, role, name: str):
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.slug)
-def test_the_api_refuses_a_job_over_its_kinds_own_quota(kind, world, django_user_model):
-    key = AccessKey.issue(django_user_model.objects.create_superuser("api-admin", password="correct horse battery"))
+def test_the_api_refuses_a_job_over_its_kinds_own_quota(kind, world):
+    key = factories.make_access_key(factories.make_superuser("api-admin"))
     version = world["version"][kind]
     # Finished jobs take no place in the quota.
     _make_job(kind, version, world["role"], "finished", Status.ACTIVE)

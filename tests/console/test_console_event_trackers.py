@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from batchjobs.deletions import delete_event_tracker
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
-from tests.console import factories
+from tests import factories
 
 
 def test_create_see_and_delete_an_event_tracker(client, django_user_model, group):
