@@ -42,7 +42,7 @@ FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/brow
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	DEBUG=1 DATA_DIR=$$(mktemp -d) $(BIN)/python -m pytest $(FAST_PYTEST_ARGS) $(PYTEST_ARGS)
+	PROPERTY_EXAMPLES_SCALE=$${PROPERTY_EXAMPLES_SCALE:-0.2} DEBUG=1 DATA_DIR=$$(mktemp -d) $(BIN)/python -m pytest $(FAST_PYTEST_ARGS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

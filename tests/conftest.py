@@ -12,8 +12,14 @@ import time
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from tests import factories
+from tests.helpers import property_examples
+
+# Property tests without their own count draw Hypothesis' default 100 examples, scaled like the rest.
+hypothesis_settings.register_profile("project", max_examples=property_examples(100))
+hypothesis_settings.load_profile("project")
 
 
 def _start_private_redis() -> tuple[str, subprocess.Popen, str]:

@@ -1,7 +1,14 @@
 """Helpers shared by tests (fixtures live in conftest.py)."""
 
 import json
+import os
 from pathlib import Path
+
+
+def property_examples(n: int) -> int:
+    """How many examples a Hypothesis property test draws: ``n`` in ``make test`` and CI; ``make test-fast``
+    sets PROPERTY_EXAMPLES_SCALE (a fifth) to keep the edit loop short, and every property still runs."""
+    return max(10, int(n * float(os.environ.get("PROPERTY_EXAMPLES_SCALE", "1"))))
 
 
 def run_queued_jobs(*queue_names: str) -> None:

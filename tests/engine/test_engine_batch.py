@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from engine.batch import MAX_LINE_BYTES, BatchStats, format_score, iter_lines, parse_line, run_batch
 from engine.recipes import PopularityCount, UserPersonalization, get_recipe
 from tests.engine.support import block_rows, make_interactions
+from tests.helpers import property_examples
 
 
 @pytest.mark.parametrize(
@@ -248,7 +249,7 @@ _scores = st.floats(0.0, 1.0) | st.floats(0.0, 1e-3) | st.floats(allow_nan=False
 _grid_scores = st.integers(0, 2 * 10**7).map(lambda n: n / 2e7)
 
 
-@settings(max_examples=500)
+@settings(max_examples=property_examples(500))
 @given(st.lists(st.lists(_scores | _grid_scores, max_size=30), max_size=5))
 def test_the_output_lines_scores_are_written_exactly_as_format_score_writes_them(score_lists):
     from engine.batch import _scores_texts

@@ -21,6 +21,7 @@ from engine.filters import (
     parse_filter_values,
     validate_filter,
 )
+from tests.helpers import property_examples
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -530,7 +531,7 @@ def test_user_mask_on_users_and_interactions():
 
 # --------------------------------------------------------------------------- properties
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=property_examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TOKENS = [
     "INCLUDE",

@@ -34,8 +34,9 @@ from batchjobs.models import (
 )
 from engine.recipes import RECIPES
 from tests import factories
+from tests.helpers import property_examples
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "800"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", property_examples(800)))
 OPERATIONS = sorted(validation.service_model().operation_names)
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
 ANY_JSON = st.recursive(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from batchjobs import arns, policy
 from engine.batch import parse_line
 from engine.storage import InvalidS3Path, LocalStorage, PathEscapesRoot, StorageError, parse_s3_uri
+from tests.helpers import property_examples
 
 NAMES = st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}", fullmatch=True)
 
@@ -42,7 +43,7 @@ def test_parse_s3_uri_returns_parts_that_rebuild_the_uri_or_refuses(uri):
     assert uri in (f"s3://{bucket}/{key}", f"s3://{bucket}")
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=property_examples(300))
 @given(key=st.text(alphabet=list("ab./\\%2e~\x00"), min_size=1, max_size=40))
 def test_no_storage_key_resolves_outside_the_root(tmp_path, key):
     root = tmp_path / "root"
