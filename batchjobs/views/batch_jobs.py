@@ -1,5 +1,5 @@
-"""Batch inference jobs: the shared job pages (views/jobs.py) for this kind, plus what only it has:
-clone, the failed lines' download and their rerun."""
+"""Batch inference jobs: the create page, with what only this kind has: clone, the failed lines' download
+and their rerun. The other pages are the shared ones (views/jobs.py, kind_views)."""
 
 import time
 from urllib.parse import urlencode
@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -36,18 +36,6 @@ EXPLORATION_CLI = [
     {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationItemAgeCutOff",
      "field": "exploration_item_age_cut_off", "if_visible": "exploration-config"},
 ]
-
-
-@login_required
-@require_GET
-def job_list(request: HttpRequest, group_pk: int) -> HttpResponse:
-    return jobs.list_page(request, INFERENCE, group_pk)
-
-
-@login_required
-@require_GET
-def job_list_status(request: HttpRequest, group_pk: int) -> HttpResponse:
-    return jobs.list_status(request, INFERENCE, group_pk)
 
 
 def _next_name(base: str, suffix: str) -> str:
@@ -97,25 +85,6 @@ def job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         source=source,
         exploration_solution_ids=",".join(str(pk) for pk in form.exploration_solution_ids),
     )
-
-
-@login_required
-@require_GET
-def job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
-    return jobs.detail_page(request, INFERENCE, group_pk, pk)
-
-
-@login_required
-@require_GET
-def job_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
-    return jobs.status(request, INFERENCE, group_pk, pk)
-
-
-@login_required
-@write_required("download the outputs of batch inference jobs")
-@require_GET
-def job_download(request: HttpRequest, group_pk: int, pk: int, index: int) -> FileResponse:
-    return jobs.download(request, INFERENCE, group_pk, pk, index)
 
 
 @login_required

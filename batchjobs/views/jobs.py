@@ -1,10 +1,13 @@
 """The pages every kind of batch job has (batchjobs.kinds): list, create, detail, status and downloads.
-The per-kind views in batch_jobs.py and segment_jobs.py name a kind and call these."""
+`kind_views` makes a kind's views of those that need nothing but the kind; the create views, and what only
+inference jobs have, are in batch_jobs.py and segment_jobs.py."""
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
 from batchjobs.cli_snippets import arn_map, cli_context
 from batchjobs.dataset_files import titles_for_group
@@ -14,7 +17,7 @@ from batchjobs.kinds import JobKind
 from batchjobs.models import DatasetGroup, Role, Status
 from batchjobs.outputs import PREVIEW_FILES, failed_inputs_uri, output_download, preview
 from batchjobs.paging import parse_pk, sorted_page
-from batchjobs.permissions import can_write
+from batchjobs.permissions import can_write, write_required
 from batchjobs.progress import job_progress, last_started, started_times
 from batchjobs.views.common import (
     crumbs,
@@ -201,3 +204,32 @@ def status(request: HttpRequest, kind: JobKind, group_pk: int, pk: int) -> JsonR
 
 def download(request: HttpRequest, kind: JobKind, group_pk: int, pk: int, index: int) -> FileResponse:
     return output_download(get_job_for_user(request, get_group_for_user(request, group_pk), pk, kind.model), index)
+
+
+def kind_views(kind: JobKind) -> dict:
+    """`kind`'s list, list status, detail, status and download views, by the page name that ends their URL
+    names (batchjobs:<slug>_<page>)."""
+
+    def list_view(request: HttpRequest, group_pk: int) -> HttpResponse:
+        return list_page(request, kind, group_pk)
+
+    def list_status_view(request: HttpRequest, group_pk: int) -> JsonResponse:
+        return list_status(request, kind, group_pk)
+
+    def detail_view(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+        return detail_page(request, kind, group_pk, pk)
+
+    def status_view(request: HttpRequest, group_pk: int, pk: int) -> JsonResponse:
+        return status(request, kind, group_pk, pk)
+
+    def download_view(request: HttpRequest, group_pk: int, pk: int, index: int) -> FileResponse:
+        return download(request, kind, group_pk, pk, index)
+
+    views = {
+        "list": require_GET(list_view),
+        "list_status": require_GET(list_status_view),
+        "detail": require_GET(detail_view),
+        "status": require_GET(status_view),
+        "download": write_required(f"download the outputs of {kind.plural.lower()}")(require_GET(download_view)),
+    }
+    return {page: login_required(view) for page, view in views.items()}
