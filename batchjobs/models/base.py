@@ -19,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from batchjobs import arns
 from batchjobs.errors import (
     LimitExceededException,
     ResourceAlreadyExistsException,
@@ -77,6 +78,24 @@ class StatusTransition(models.Model):
 
     def __str__(self):
         return f"{self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Named:
+    """A row the service names: shown by its name (NAME_FIELD), and given an ARN of type ARN_TYPE when first
+    saved, made from `arn_resource()` (the name unless a model says otherwise)."""
+
+    ARN_TYPE = ""
+    NAME_FIELD = "name"
+
+    def __str__(self):
+        return getattr(self, self.NAME_FIELD)
+
+    def arn_resource(self) -> str:
+        return getattr(self, self.NAME_FIELD)
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.arn_resource())
+        super().save(*args, **kwargs)
 
 
 class AsyncResource(models.Model):

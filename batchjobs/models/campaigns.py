@@ -3,14 +3,14 @@
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
     ResourceInUseException,
 )
 from batchjobs.kinds import INFERENCE
-from batchjobs.models.base import AsyncResource, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status, _creating, _refuse_duplicate
 from batchjobs.models.solutions import Solution, SolutionVersion
 from engine.recipes.catalog import (
     HyperParameterError,
@@ -18,11 +18,13 @@ from engine.recipes.catalog import (
 )
 
 
-class Campaign(AsyncResource):
+class Campaign(Named, AsyncResource):
     """A solution version deployed for real-time recommendations (GetRecommendations, GetPersonalizedRanking).
 
     A campaign answers a request through the batch runner on the same model, seed and exploration settings
     as a batch job on its solution version, so a user gets the same list from either."""
+
+    ARN_TYPE = "campaign"
 
     # The service's quota per dataset group.
     MAX_PER_GROUP = 5
@@ -48,13 +50,6 @@ class Campaign(AsyncResource):
 
     class Meta:
         ordering = ["-created", "-pk"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("campaign", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def recipe(self):

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     ResourceAlreadyExistsException,
@@ -17,6 +17,7 @@ from batchjobs.models.access import Role
 from batchjobs.models.base import (
     UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
     _creating,
     _delete_or_in_use,
@@ -29,7 +30,9 @@ from engine.datasets import REQUIRED_COLUMNS
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
-class DatasetGroup(AsyncResource):
+class DatasetGroup(Named, AsyncResource):
+    ARN_TYPE = "dataset-group"
+
     class Domain(models.TextChoices):
         CUSTOM = "", "Custom"
         ECOMMERCE = "ECOMMERCE", "E-commerce"
@@ -43,13 +46,6 @@ class DatasetGroup(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-group", self.name)
-        super().save(*args, **kwargs)
 
     def dataset(self, dataset_type: str):
         return self.datasets.filter(dataset_type=dataset_type).first()
@@ -85,8 +81,10 @@ class DatasetGroup(AsyncResource):
             _delete_or_in_use(self, "datasetGroupArn")
 
 
-class Schema(models.Model):
+class Schema(Named, models.Model):  # noqa: DJ008 - Named gives it __str__
     """An Avro record schema, stored as the JSON text the API takes."""
+
+    ARN_TYPE = "schema"
 
     # The Avro types a Personalize schema field may have, alone or in a union list such as ["null", "string"].
     FIELD_TYPES = ("null", "boolean", "int", "long", "float", "double", "string")
@@ -101,13 +99,6 @@ class Schema(models.Model):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("schema", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def fields(self) -> list[dict]:
@@ -180,7 +171,9 @@ class Schema(models.Model):
             _delete_or_in_use(self, "schemaArn")
 
 
-class Dataset(AsyncResource):
+class Dataset(Named, AsyncResource):
+    ARN_TYPE = "dataset"
+
     class Type(models.TextChoices):
         INTERACTIONS = "INTERACTIONS", "Item interactions"
         ITEMS = "ITEMS", "Items"
@@ -204,15 +197,8 @@ class Dataset(AsyncResource):
             models.UniqueConstraint(fields=["dataset_group", "name"], name="dataset_name_in_group"),
         ]
 
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(
-            "dataset", f"{self.dataset_group.name}/{self.dataset_type}"
-        )
-        super().save(*args, **kwargs)
-
+    def arn_resource(self) -> str:
+        return f"{self.dataset_group.name}/{self.dataset_type}"
 
     @classmethod
     def create_validated(
@@ -305,7 +291,10 @@ class Dataset(AsyncResource):
                 transaction.on_commit(lambda: _remove_tree(data_dir))
 
 
-class DatasetImportJob(AsyncResource):
+class DatasetImportJob(Named, AsyncResource):
+    ARN_TYPE = "dataset-import-job"
+    NAME_FIELD = "job_name"
+
     class ImportMode(models.TextChoices):
         FULL = "FULL", "Replace existing data"
         INCREMENTAL = "INCREMENTAL", "Append to current dataset"
@@ -320,13 +309,6 @@ class DatasetImportJob(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.job_name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-import-job", self.job_name)
-        super().save(*args, **kwargs)
 
     @classmethod
     def create_validated(
@@ -378,8 +360,11 @@ class DatasetImportJob(AsyncResource):
         return job
 
 
-class DatasetExportJob(AsyncResource):
+class DatasetExportJob(Named, AsyncResource):
     """CreateDatasetExportJob: a dataset's records written as CSV under an S3 path, through a role."""
+
+    ARN_TYPE = "dataset-export-job"
+    NAME_FIELD = "job_name"
 
     class IngestionMode(models.TextChoices):
         BULK = "BULK", "Data imported in bulk (dataset import jobs)"
@@ -398,13 +383,6 @@ class DatasetExportJob(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.job_name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-export-job", self.job_name)
-        super().save(*args, **kwargs)
 
     @property
     def output_uri(self) -> str:

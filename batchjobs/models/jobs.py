@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import InvalidInputException, ResourceInUseException
 from batchjobs.kinds import JobKind, kind_of
 from batchjobs.models.access import Role
@@ -11,6 +11,7 @@ from batchjobs.models.base import (
     OUTPUT_SUFFIX,
     UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
     _creating,
     _refuse_duplicate,
@@ -23,7 +24,7 @@ from engine.recipes.catalog import HyperParameterError, validate_exploration_con
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
-class BatchJob(AsyncResource):
+class BatchJob(Named, AsyncResource):
     """What batch inference jobs and batch segment jobs share: a solution version read from S3 paths by a
     role, a filter, and per-file progress. What differs between the kinds is in batchjobs.kinds."""
 
@@ -54,17 +55,13 @@ class BatchJob(AsyncResource):
     # these files (their published outputs are complete and deterministic) and counts on from them.
     file_results = models.JSONField(default=list, blank=True)
 
-    ARN_TYPE = ""
+    NAME_FIELD = "job_name"
 
     class Meta:
         abstract = True
         ordering = ["-created", "-pk"]
 
-    def __str__(self):
-        return self.job_name
-
     def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.job_name)
         if self.solution_version_id and not self.solution_version_arn:
             self.solution_version_arn = self.solution_version.arn
         super().save(*args, **kwargs)

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
@@ -21,6 +21,7 @@ from batchjobs.kinds import KINDS
 from batchjobs.models.base import (
     UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
     _creating,
     _delete_or_in_use,
@@ -40,7 +41,9 @@ from engine.recipes.catalog import (
 log = logging.getLogger(__name__)
 
 
-class Solution(AsyncResource):
+class Solution(Named, AsyncResource):
+    ARN_TYPE = "solution"
+
     # The service's automatic training: every 7 days unless autoTrainingConfig says otherwise, the first one
     # within the hour after the solution becomes ACTIVE.
     DEFAULT_TRAINING_SCHEDULE = "rate(7 days)"
@@ -74,13 +77,6 @@ class Solution(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("solution", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def recipe(self):
@@ -372,7 +368,9 @@ def _solution_version_suffix() -> str:
     return secrets.token_hex(4)
 
 
-class SolutionVersion(AsyncResource):
+class SolutionVersion(Named, AsyncResource):
+    ARN_TYPE = "solution"
+
     class TrainingMode(models.TextChoices):
         FULL = "FULL", "Full"
         UPDATE = "UPDATE", "Update"
@@ -403,11 +401,8 @@ class SolutionVersion(AsyncResource):
     def __str__(self):
         return self.arn.rsplit("/", 1)[-1]
 
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(
-            "solution", f"{self.solution.name}/{_solution_version_suffix()}"
-        )
-        super().save(*args, **kwargs)
+    def arn_resource(self) -> str:
+        return f"{self.solution.name}/{_solution_version_suffix()}"
 
     @property
     def version_id(self) -> str:
