@@ -10,7 +10,7 @@ from batchjobs.errors import (
     ResourceInUseException,
 )
 from batchjobs.kinds import INFERENCE
-from batchjobs.models.base import AsyncResource, Named, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.solutions import Solution, SolutionVersion
 from engine.recipes.catalog import (
     HyperParameterError,
@@ -158,7 +158,7 @@ class Campaign(Named, AsyncResource):
         config = cls._validated_config(campaign_config, version.solution.recipe)
         tags = validation.check_tags(tags)
         group = version.solution.dataset_group
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "campaign", name)):
+        with cls.creating(name):
             if cls.objects.filter(solution__dataset_group=group).count() >= cls.MAX_PER_GROUP:
                 raise LimitExceededException(
                     "Cannot create a campaign. More than 5 resources in ACTIVE state. Please delete some and try "

@@ -22,10 +22,9 @@ from batchjobs.models.base import (
     _creating,
     _delete_or_in_use,
     _refuse_duplicate,
-    _refuse_over_limit,
     _remove_tree,
 )
-from batchjobs.queues import TRAINING_QUEUE, enqueue_on_commit
+from batchjobs.queues import TRAINING_QUEUE
 from engine.datasets import REQUIRED_COLUMNS
 from engine.storage import InvalidS3Path, parse_s3_uri
 
@@ -61,7 +60,7 @@ class DatasetGroup(Named, AsyncResource):
             validation.check_enum(domain, "domain", validation.model_enum("Domain"))
         role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else None
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)):
+        with cls.creating(name):
             group = cls.objects.create(name=name, domain=domain, role=role, kms_key_arn=kms_key_arn, tags=tags)
             group.activate_now()
         return group
@@ -115,7 +114,7 @@ class Schema(Named, models.Model):  # noqa: DJ008 - Named gives it __str__
         if domain:
             validation.check_enum(domain, "domain", validation.model_enum("Domain"))
         cls.parse_fields(schema)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "schema", name)):
+        with cls.creating(name):
             row = cls.objects.create(name=name, schema=schema, domain=domain)
         return row
 
@@ -344,20 +343,17 @@ class DatasetImportJob(Named, AsyncResource):
                 field="roleArn",
             )
         tags = validation.check_tags(tags)
-        with _creating(
-            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
-        ):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
-            job = cls.objects.create(
-                job_name=job_name,
-                dataset=dataset,
-                data_location=data_location,
-                role=role,
-                import_mode=import_mode,
-                tags=tags,
-            )
-            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.import_dataset", job.pk, job.rq_job_id)
-        return job
+        return cls.create_and_enqueue(
+            TRAINING_QUEUE,
+            "batchjobs.tasks.import_dataset",
+            5,
+            job_name=job_name,
+            dataset=dataset,
+            data_location=data_location,
+            role=role,
+            import_mode=import_mode,
+            tags=tags,
+        )
 
 
 class DatasetExportJob(Named, AsyncResource):
@@ -415,18 +411,15 @@ class DatasetExportJob(Named, AsyncResource):
         if kms_key_arn:
             validation.check_kms_key(kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
         tags = validation.check_tags(tags)
-        with _creating(
-            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset export job", job_name)
-        ):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
-            job = cls.objects.create(
-                job_name=job_name,
-                dataset=dataset,
-                ingestion_mode=ingestion_mode,
-                role=role,
-                output_path=output_path,
-                output_kms_key_arn=kms_key_arn,
-                tags=tags,
-            )
-            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.export_dataset", job.pk, job.rq_job_id)
-        return job
+        return cls.create_and_enqueue(
+            TRAINING_QUEUE,
+            "batchjobs.tasks.export_dataset",
+            5,
+            job_name=job_name,
+            dataset=dataset,
+            ingestion_mode=ingestion_mode,
+            role=role,
+            output_path=output_path,
+            output_kms_key_arn=kms_key_arn,
+            tags=tags,
+        )

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from batchjobs import validation
 from batchjobs.errors import ResourceAlreadyExistsException, ResourceInUseException
-from batchjobs.models.base import AsyncResource, Named, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.datasets import DatasetGroup
 from batchjobs.models.solutions import SolutionVersion
 from engine.datasets import Interactions
@@ -59,7 +59,7 @@ class EventTracker(Named, AsyncResource):
         if group.status != Status.ACTIVE:
             raise ResourceInUseException(f"The dataset group {group.arn} is {group.status}.", field="datasetGroupArn")
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "event tracker", name)):
+        with cls.creating(name):
             existing = cls.objects.filter(dataset_group=group).first()
             if existing is not None:
                 raise ResourceAlreadyExistsException(

@@ -9,7 +9,7 @@ from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
 )
-from batchjobs.models.base import AsyncResource, Named, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.datasets import DatasetGroup
 from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
 
@@ -54,7 +54,7 @@ class Filter(Named, AsyncResource):
         except FilterSyntaxError as exc:
             raise InvalidInputException(str(exc), field="filterExpression") from None
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "filter", name)):
+        with cls.creating(name):
             others = list(group.filters.exclude(status=Status.CREATE_FAILED))
             if len(others) >= cls.MAX_PER_GROUP:
                 raise LimitExceededException(

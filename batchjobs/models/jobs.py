@@ -9,17 +9,13 @@ from batchjobs.kinds import JobKind, kind_of
 from batchjobs.models.access import Role
 from batchjobs.models.base import (
     OUTPUT_SUFFIX,
-    UNFINISHED_STATUSES,
     AsyncResource,
     Named,
     Status,
-    _creating,
-    _refuse_duplicate,
-    _refuse_over_limit,
 )
 from batchjobs.models.filters import Filter
 from batchjobs.models.solutions import SolutionVersion, exploration_seed
-from batchjobs.queues import BATCH_QUEUE, enqueue_on_commit
+from batchjobs.queues import BATCH_QUEUE
 from engine.recipes.catalog import HyperParameterError, validate_exploration_config
 from engine.storage import InvalidS3Path, parse_s3_uri
 
@@ -198,12 +194,8 @@ class BatchJob(Named, AsyncResource):
     @classmethod
     def _save_and_enqueue(cls, **fields):
         """Refuse a taken name or a full quota, save the job CREATE PENDING and enqueue it once committed."""
-        name, kind = fields["job_name"], cls.kind()
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(job_name=name), cls._meta.verbose_name, name)):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), kind.quota)
-            job = cls.objects.create(**fields)
-            enqueue_on_commit(BATCH_QUEUE, kind.task, job.pk, job.rq_job_id)
-        return job
+        kind = cls.kind()
+        return cls.create_and_enqueue(BATCH_QUEUE, kind.task, kind.quota, **fields)
 
     def error_summary(self) -> list[dict]:
         """Failed lines by kind of error, most frequent first, each with its first examples:

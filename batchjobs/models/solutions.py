@@ -23,9 +23,7 @@ from batchjobs.models.base import (
     AsyncResource,
     Named,
     Status,
-    _creating,
     _delete_or_in_use,
-    _refuse_duplicate,
     _refuse_over_limit,
 )
 from batchjobs.models.datasets import Dataset, DatasetGroup, DatasetImportJob
@@ -127,7 +125,7 @@ class Solution(Named, AsyncResource):
         tags = validation.check_tags(tags)
         now = timezone.now()
         first_training = now + cls.FIRST_AUTOMATIC_TRAINING_AFTER if perform_auto_training else None
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "solution", name)):
+        with cls.creating(name):
             solution = cls.objects.create(
                 name=name,
                 dataset_group=group,
