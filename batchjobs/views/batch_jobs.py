@@ -5,12 +5,10 @@ import time
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batchjobs.errors import RoleDenied
 from batchjobs.kinds import INFERENCE
@@ -24,7 +22,7 @@ from batchjobs.outputs import (
     write_inputs,
 )
 from batchjobs.paging import parse_pk
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.storage import role_storage
 from batchjobs.views import jobs
 from batchjobs.views.common import get_group_for_user, get_job_for_user
@@ -63,9 +61,7 @@ def _prefill_from(job: BatchInferenceJob, suffix: str, input_path: str = "") -> 
     }
 
 
-@login_required
-@write_required("create a batch inference job")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a batch inference job")
 def job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     initial = None
@@ -87,9 +83,7 @@ def job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@write_required("download the failed lines of batch inference jobs")
-@require_GET
+@console_page("GET", write="download the failed lines of batch inference jobs")
 def job_failed_download(request: HttpRequest, group_pk: int, pk: int) -> StreamingHttpResponse:
     job = get_job_for_user(request, get_group_for_user(request, group_pk), pk)
     uris = failed_outputs(job)
@@ -106,9 +100,7 @@ def job_failed_download(request: HttpRequest, group_pk: int, pk: int) -> Streami
     return response
 
 
-@login_required
-@write_required("re-run the failed lines of batch inference jobs")
-@require_POST
+@console_page("POST", write="re-run the failed lines of batch inference jobs")
 def job_rerun_failed(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     job = get_job_for_user(request, group, pk)

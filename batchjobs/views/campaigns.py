@@ -10,16 +10,19 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
 
 from batchjobs import runtime
 from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
 from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
 from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
-from batchjobs.views.common import crumbs, get_group_for_user, history
+from batchjobs.permissions import console_page
+from batchjobs.views.common import (
+    create_from_form,
+    crumbs,
+    get_group_for_user,
+    history,
+)
 from engine.serving import ServingUnavailable
 
 
@@ -92,9 +95,7 @@ def _create_params(data) -> dict:
     return params
 
 
-@login_required
-@write_required("create a campaign")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a campaign")
 def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     versions = (
@@ -103,22 +104,22 @@ def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
     versions = [v for v in versions if v.solution.recipe.recipe_type in Campaign.RECIPE_TYPES]
     form = CampaignForm(request.POST or None, versions=versions)
-    if request.method == "POST" and form.is_valid():
-        params = _create_params(form.cleaned_data)
+
+    def create(data: dict) -> Campaign:
+        params = _create_params(data)
         version = next((v for v in versions if v.arn == params["solutionVersionArn"]), None)
         explores = version is not None and any(h.scope == "inference" for h in version.solution.recipe.hyperparameters)
         if not explores:
             params.get("campaignConfig", {}).pop("itemExplorationConfig", None)
-        try:
-            row = Campaign.create_validated(
-                params["name"], params["solutionVersionArn"], min_provisioned_tps=params["minProvisionedTPS"],
-                campaign_config=params.get("campaignConfig"),
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"Campaign {row.name} created.")
-            return redirect("batchjobs:campaign_detail", group.pk, row.pk)
+        return Campaign.create_validated(
+            params["name"], params["solutionVersionArn"], min_provisioned_tps=params["minProvisionedTPS"],
+            campaign_config=params.get("campaignConfig"),
+        )
+
+    row = create_from_form(request, form, create)
+    if row is not None:
+        messages.success(request, f"Campaign {row.name} created.")
+        return redirect("batchjobs:campaign_detail", group.pk, row.pk)
     params = _create_params(form.cleaned_data) if form.is_bound and form.is_valid() else {
         "name": "my-campaign", "solutionVersionArn": versions[0].arn if versions else "...", "minProvisionedTPS": 1,
     }

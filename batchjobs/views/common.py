@@ -6,6 +6,8 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
+from batchjobs.errors import ServiceError
+from batchjobs.forms import show_service_error
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
@@ -20,6 +22,18 @@ from batchjobs.models import (
     StatusTransition,
 )
 from engine.recipes.catalog import UnknownRecipe, get_recipe
+
+
+def create_from_form(request: HttpRequest, form, create):
+    """On a valid POST, `create(form.cleaned_data)`: what it made, or None when nothing was submitted or the
+    model refused it, its ServiceError then shown on the form beside the field it is about."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        return create(form.cleaned_data)
+    except ServiceError as exc:
+        show_service_error(form, exc, form.API_FIELDS)
+        return None
 
 
 def get_group_for_user(request: HttpRequest, group_pk: int) -> DatasetGroup:

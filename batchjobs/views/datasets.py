@@ -1,12 +1,10 @@
 """Datasets, their schemas, and the import jobs that load data into them."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
 
 from batchjobs import arns
 from batchjobs.cli_snippets import arn_map, cli_context
@@ -14,9 +12,10 @@ from batchjobs.errors import ServiceError
 from batchjobs.forms import DatasetForm, DatasetImportJobForm, show_service_error, standard_schema_json
 from batchjobs.models import Dataset, DatasetImportJob, Role, Schema
 from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
 from batchjobs.views.common import (
+    create_from_form,
     crumbs,
     get_group_for_user,
     get_import_job_for_user,
@@ -26,8 +25,7 @@ from batchjobs.views.common import (
 )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def datasets(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     page, sorting = sorted_page(
@@ -49,9 +47,7 @@ def datasets(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@write_required("create a dataset")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a dataset")
 def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = DatasetForm(request.POST or None)
@@ -95,26 +91,23 @@ def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@write_required("import data")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="import data")
 def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = DatasetImportJobForm(request.POST or None, group=group)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            job = DatasetImportJob.create_validated(
-                data["job_name"],
-                data["dataset"].arn,
-                data["data_location"],
-                role_arn=data["role"].arn if data["role"] else "",
-                import_mode=data["import_mode"],
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            return redirect("batchjobs:import_job_detail", group.pk, job.pk)
+    job = create_from_form(
+        request,
+        form,
+        lambda data: DatasetImportJob.create_validated(
+            data["job_name"],
+            data["dataset"].arn,
+            data["data_location"],
+            role_arn=data["role"].arn if data["role"] else "",
+            import_mode=data["import_mode"],
+        ),
+    )
+    if job is not None:
+        return redirect("batchjobs:import_job_detail", group.pk, job.pk)
     spec = [
         {"path": "jobName", "field": "job_name"},
         {"path": "datasetArn", "field": "dataset", "map": arn_map(group.datasets.all())},
@@ -137,8 +130,7 @@ def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def import_job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     job = get_import_job_for_user(request, group, pk)
@@ -160,8 +152,7 @@ def import_job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespo
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def import_job_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     job = get_import_job_for_user(request, get_group_for_user(request, group_pk), pk)
     transitions = history(job)

@@ -3,23 +3,20 @@
 inference jobs have, are in batch_jobs.py and segment_jobs.py."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
 
 from batchjobs.cli_snippets import arn_map, cli_context
 from batchjobs.dataset_files import titles_for_group
-from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.kinds import JobKind
 from batchjobs.models import DatasetGroup, Role, Status
 from batchjobs.outputs import PREVIEW_FILES, failed_inputs_uri, output_download, preview
 from batchjobs.paging import parse_pk, sorted_page
-from batchjobs.permissions import can_write, write_required
+from batchjobs.permissions import can_write, console_page
 from batchjobs.progress import job_progress, last_started, started_times
 from batchjobs.views.common import (
+    create_from_form,
     crumbs,
     get_group_for_user,
     get_job_for_user,
@@ -118,25 +115,24 @@ def create_page(
     """Create the job the valid form describes and go to it, or show the form (again, with the service's
     errors inline). `create_kwargs(form)` gives what the kind's create_validated takes besides the shared
     members."""
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            job = kind.model.create_validated(
-                job_name=data["job_name"],
-                solution_version_arn=data["solution_version"].arn,
-                input_path=data["input_path"],
-                output_path=data["output_path"],
-                role_arn=data["role"].arn,
-                num_results=data["num_results"],
-                filter_arn=data["filter"].arn if data["filter"] else "",
-                created_by=request.user,
-                **(create_kwargs(form) if create_kwargs else {}),
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"{kind.title} {job.job_name} created.")
-            return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)
+
+    def create(data: dict):
+        return kind.model.create_validated(
+            job_name=data["job_name"],
+            solution_version_arn=data["solution_version"].arn,
+            input_path=data["input_path"],
+            output_path=data["output_path"],
+            role_arn=data["role"].arn,
+            num_results=data["num_results"],
+            filter_arn=data["filter"].arn if data["filter"] else "",
+            created_by=request.user,
+            **(create_kwargs(form) if create_kwargs else {}),
+        )
+
+    job = create_from_form(request, form, create)
+    if job is not None:
+        messages.success(request, f"{kind.title} {job.job_name} created.")
+        return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)
     kind_context = kind.context(group)
     return render(
         request,
@@ -225,11 +221,11 @@ def kind_views(kind: JobKind) -> dict:
     def download_view(request: HttpRequest, group_pk: int, pk: int, index: int) -> FileResponse:
         return download(request, kind, group_pk, pk, index)
 
-    views = {
-        "list": require_GET(list_view),
-        "list_status": require_GET(list_status_view),
-        "detail": require_GET(detail_view),
-        "status": require_GET(status_view),
-        "download": write_required(f"download the outputs of {kind.plural.lower()}")(require_GET(download_view)),
+    read = console_page("GET")
+    return {
+        "list": read(list_view),
+        "list_status": read(list_status_view),
+        "detail": read(detail_view),
+        "status": read(status_view),
+        "download": console_page("GET", write=f"download the outputs of {kind.plural.lower()}")(download_view),
     }
-    return {page: login_required(view) for page, view in views.items()}
