@@ -15,14 +15,8 @@ from batchjobs import runtime
 from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
-from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
-from batchjobs.views.common import (
-    create_from_form,
-    crumbs,
-    get_group_for_user,
-    history,
-)
+from batchjobs.views.common import create_from_form, crumbs, get_group_for_user, group_list_page, history
 from engine.serving import ServingUnavailable
 
 
@@ -70,11 +64,9 @@ def _get_campaign(group, pk) -> Campaign:
 @login_required
 def campaign_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, _campaigns_of(group), "name")
-    return render(request, "batchjobs/campaigns.html", {
-        "group": group, "campaigns": page, "page": page, "sorting": sorting,
-        "breadcrumbs": crumbs(group, ("Campaigns", None)),
-    })
+    return group_list_page(
+        request, group, "batchjobs/campaigns.html", "Campaigns", _campaigns_of(group), "campaigns", "name"
+    )
 
 
 def _create_params(data) -> dict:

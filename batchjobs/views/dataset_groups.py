@@ -12,11 +12,7 @@ from batchjobs.forms import DatasetGroupForm
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetGroup, Status
 from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
-from batchjobs.views.common import (
-    create_from_form,
-    crumbs,
-    get_group_for_user,
-)
+from batchjobs.views.common import create_from_form, crumbs, get_group_for_user
 
 
 @console_page("GET")

@@ -11,7 +11,6 @@ from batchjobs.cli_snippets import arn_map, cli_context
 from batchjobs.errors import ServiceError
 from batchjobs.forms import DatasetForm, DatasetImportJobForm, show_service_error, standard_schema_json
 from batchjobs.models import Dataset, DatasetImportJob, Role, Schema
-from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
 from batchjobs.views.common import (
@@ -19,6 +18,7 @@ from batchjobs.views.common import (
     crumbs,
     get_group_for_user,
     get_import_job_for_user,
+    group_list_page,
     history,
     no_store,
     status_payload,
@@ -28,22 +28,15 @@ from batchjobs.views.common import (
 @console_page("GET")
 def datasets(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(
+    return group_list_page(
         request,
-        DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
-        "job_name",
-    )
-    return render(
-        request,
+        group,
         "batchjobs/datasets.html",
-        {
-            "group": group,
-            "datasets": group.datasets.select_related("schema"),
-            "import_jobs": page,
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Datasets", None)),
-        },
+        "Datasets",
+        DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
+        "import_jobs",
+        "job_name",
+        datasets=group.datasets.select_related("schema"),
     )
 
 

@@ -12,14 +12,8 @@ from django.urls import reverse
 from batchjobs.cli_snippets import static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
-from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
-from batchjobs.views.common import (
-    create_from_form,
-    crumbs,
-    get_group_for_user,
-    history,
-)
+from batchjobs.views.common import create_from_form, crumbs, get_group_for_user, group_list_page, history
 
 RECENT_EVENTS = 20
 
@@ -38,12 +32,11 @@ def _list_crumb(group):
 @console_page("GET")
 def event_tracker_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, EventTracker.objects.filter(dataset_group=group), "name")
-    return render(request, "batchjobs/event_trackers.html", {
-        "group": group, "trackers": page, "page": page, "sorting": sorting,
-        "event_count": TrackedEvent.objects.filter(dataset_group=group).count(),
-        "breadcrumbs": crumbs(group, ("Event trackers", None)),
-    })
+    return group_list_page(
+        request, group, "batchjobs/event_trackers.html", "Event trackers",
+        EventTracker.objects.filter(dataset_group=group), "trackers", "name",
+        event_count=TrackedEvent.objects.filter(dataset_group=group).count(),
+    )
 
 
 @console_page("GET", "POST", write="create an event tracker")

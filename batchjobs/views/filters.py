@@ -8,13 +8,13 @@ from django.urls import reverse
 from batchjobs.cli_snippets import cli_context
 from batchjobs.forms import FILTER_EXAMPLES, FilterForm
 from batchjobs.models import BatchInferenceJob, BatchSegmentJob, Filter, Status
-from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
 from batchjobs.views.common import (
     create_from_form,
     crumbs,
     get_filter_for_user,
     get_group_for_user,
+    group_list_page,
     history,
 )
 
@@ -22,18 +22,7 @@ from batchjobs.views.common import (
 @console_page("GET")
 def filter_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, group.filters.all(), "name")
-    return render(
-        request,
-        "batchjobs/filters.html",
-        {
-            "group": group,
-            "filters": page,
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Filters", None)),
-        },
-    )
+    return group_list_page(request, group, "batchjobs/filters.html", "Filters", group.filters.all(), "filters", "name")
 
 
 @console_page("GET", "POST", write="create a filter")

@@ -20,6 +20,7 @@ from batchjobs.views.common import (
     get_group_for_user,
     get_solution_for_user,
     get_version_for_user,
+    group_list_page,
     history,
     no_store,
     recipe_or_none,
@@ -31,18 +32,16 @@ from engine.recipes.catalog import RECIPES
 @console_page("GET")
 def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, group.solutions.annotate(version_count=Count("versions")), "name")
-    return render(
+    return group_list_page(
         request,
+        group,
         "batchjobs/solutions.html",
-        {
-            "group": group,
-            "tab": "solutions",
-            "solutions": [(s, recipe_or_none(s.recipe_arn)) for s in page],
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
-        },
+        "Solutions and recipes",
+        group.solutions.annotate(version_count=Count("versions")),
+        "solutions",
+        "name",
+        shown=lambda s: (s, recipe_or_none(s.recipe_arn)),
+        tab="solutions",
     )
 
 
