@@ -139,6 +139,25 @@ def _tags(params: dict) -> list:
     return _member(params, "tags", default=[])
 
 
+def create(call: Call, model, arn_member: str, *required, **members) -> dict:
+    """A Create* operation: `model.create_validated` takes the text members at the `required` paths (a
+    member's name, or a tuple naming a nested one) in order, then `members` and the request's tags; the
+    answer is the new resource's ARN as `arn_member`."""
+    texts = [_text(call.params, *((path,) if isinstance(path, str) else path), required=True) for path in required]
+    row = model.create_validated(*texts, **members, tags=_tags(call.params))
+    return {arn_member: row.arn}
+
+
+def deletes(resource: str) -> Callable[[Call], dict]:
+    """The Delete* operation of a resource whose model's delete_validated holds the rules."""
+
+    def delete(call: Call) -> dict:
+        RESOURCES[resource].get(call).delete_validated()
+        return {}
+
+    return delete
+
+
 
 # ---------------------------------------------------------------------------------------------------
 # Describe and List, the same for every resource: a row found by its ARN member, or a page of rows
