@@ -12,10 +12,6 @@ from batchjobs.errors import (
 from batchjobs.kinds import INFERENCE
 from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.solutions import Solution, SolutionVersion
-from engine.recipes.catalog import (
-    HyperParameterError,
-    validate_exploration_config,
-)
 
 
 class Campaign(Named, AsyncResource):
@@ -96,18 +92,7 @@ class Campaign(Named, AsyncResource):
                 )
         else:
             version = validation.lookup(versions, solution_version_arn, "solutionVersionArn")
-        if version.status != Status.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; a campaign needs an ACTIVE version.",
-                field="solutionVersionArn",
-            )
-        recipe = version.solution.recipe
-        if recipe.recipe_type not in cls.RECIPE_TYPES:
-            raise InvalidInputException(
-                f"The solution version {version.arn} uses {recipe.name} ({recipe.recipe_type}), which answers batch "
-                f"segment jobs only; a campaign needs a recipe of type {' or '.join(cls.RECIPE_TYPES)}.",
-                field="solutionVersionArn",
-            )
+        version.check_deployable("a campaign", cls.RECIPE_TYPES, why=", which answers batch segment jobs only")
         return version
 
     @classmethod
@@ -126,14 +111,9 @@ class Campaign(Named, AsyncResource):
         out = {}
         exploration = config.get("itemExplorationConfig")
         if exploration:
-            for key, value in exploration.items():
-                try:
-                    validate_exploration_config(recipe, {key: value})
-                except HyperParameterError as exc:
-                    raise InvalidInputException(
-                        str(exc), field=f"campaignConfig.itemExplorationConfig.{key}"
-                    ) from None
-            out["itemExplorationConfig"] = {k: str(v) for k, v in exploration.items()}
+            out["itemExplorationConfig"] = validation.check_exploration(
+                recipe, exploration, "campaignConfig.itemExplorationConfig"
+            )
         for flag in ("enableMetadataWithRecommendations", "syncWithLatestSolutionVersion"):
             if config.get(flag) is not None:
                 out[flag] = bool(config[flag])

@@ -16,7 +16,6 @@ from batchjobs.models.base import (
 from batchjobs.models.filters import Filter
 from batchjobs.models.solutions import SolutionVersion, exploration_seed
 from batchjobs.queues import BATCH_QUEUE
-from engine.recipes.catalog import HyperParameterError, validate_exploration_config
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
@@ -121,18 +120,7 @@ class BatchJob(Named, AsyncResource):
             SolutionVersion.objects.select_related("solution"), solution_version_arn, "solutionVersionArn"
         )
         role = validation.lookup(Role.objects, role_arn, "roleArn")
-        if version.status != Status.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; a batch job needs an ACTIVE version.",
-                field="solutionVersionArn",
-            )
-        recipe = version.solution.recipe
-        if recipe.recipe_type not in kind.recipe_types:
-            raise InvalidInputException(
-                f"The solution version {version.arn} uses {recipe.name} ({recipe.recipe_type}); "
-                f"a {cls._meta.verbose_name} needs a recipe of type {' or '.join(kind.recipe_types)}.",
-                field="solutionVersionArn",
-            )
+        version.check_deployable("a batch job", kind.recipe_types, recipe_user=f"a {cls._meta.verbose_name}")
         if filter_arn:
             found = validation.lookup(Filter.objects.select_related("dataset_group"), filter_arn, "filterArn")
             if found.status != Status.ACTIVE:
@@ -313,11 +301,5 @@ def _validated_job_config(config: dict, recipe) -> dict:
         raise InvalidInputException(
             "itemExplorationConfig must be a map of strings.", field="batchInferenceJobConfig"
         )
-    for key, value in exploration.items():
-        try:
-            validate_exploration_config(recipe, {key: value})
-        except HyperParameterError as exc:
-            raise InvalidInputException(
-                str(exc), field=f"batchInferenceJobConfig.itemExplorationConfig.{key}"
-            ) from None
-    return {"itemExplorationConfig": {k: str(v) for k, v in exploration.items()}} if exploration else {}
+    checked = validation.check_exploration(recipe, exploration, "batchInferenceJobConfig.itemExplorationConfig")
+    return {"itemExplorationConfig": checked} if exploration else {}

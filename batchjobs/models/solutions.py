@@ -402,6 +402,22 @@ class SolutionVersion(Named, AsyncResource):
     def arn_resource(self) -> str:
         return f"{self.solution.name}/{_solution_version_suffix()}"
 
+    def check_deployable(self, user: str, recipe_types: tuple[str, ...], recipe_user: str = "", why: str = "") -> None:
+        """Refuse this version to `user` ("a campaign") unless it is ACTIVE and its recipe is of one of
+        `recipe_types`; the recipe's refusal names `recipe_user` when given, and says `why` after the recipe."""
+        if self.status != Status.ACTIVE:
+            raise ResourceInUseException(
+                f"The solution version {self.arn} is {self.status}; {user} needs an ACTIVE version.",
+                field="solutionVersionArn",
+            )
+        recipe = self.solution.recipe
+        if recipe.recipe_type not in recipe_types:
+            raise InvalidInputException(
+                f"The solution version {self.arn} uses {recipe.name} ({recipe.recipe_type}){why}; "
+                f"{recipe_user or user} needs a recipe of type {' or '.join(recipe_types)}.",
+                field="solutionVersionArn",
+            )
+
     @property
     def version_id(self) -> str:
         return self.arn.rsplit("/", 1)[-1]
