@@ -16,7 +16,8 @@ from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
 from batchjobs.permissions import console_page
-from batchjobs.views.common import create_from_form, crumbs, get_group_for_user, group_list_page, history
+from batchjobs.views import pages
+from batchjobs.views.common import crumbs, get_group_for_user, history
 from engine.serving import ServingUnavailable
 
 
@@ -64,7 +65,7 @@ def _get_campaign(group, pk) -> Campaign:
 @login_required
 def campaign_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return group_list_page(
+    return pages.group_list(
         request, group, "batchjobs/campaigns.html", "Campaigns", _campaigns_of(group), "campaigns", "name"
     )
 
@@ -108,19 +109,17 @@ def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
             campaign_config=params.get("campaignConfig"),
         )
 
-    row = create_from_form(request, form, create)
+    row = pages.create_from_form(request, form, create)
     if row is not None:
         messages.success(request, f"Campaign {row.name} created.")
         return redirect("batchjobs:campaign_detail", group.pk, row.pk)
     params = _create_params(form.cleaned_data) if form.is_bound and form.is_valid() else {
         "name": "my-campaign", "solutionVersionArn": versions[0].arn if versions else "...", "minProvisionedTPS": 1,
     }
-    return render(request, "batchjobs/campaign_create.html", {
-        "group": group, "form": form, "has_versions": bool(versions),
-        "cli": static_cli(request, "create-campaign", params),
-        "breadcrumbs": crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
-                               ("Create campaign", None)),
-    })
+    return pages.group_form(
+        request, group, "batchjobs/campaign_create.html", form, static_cli(request, "create-campaign", params),
+        ("Campaigns", "campaign_list"), "Create campaign", has_versions=bool(versions),
+    )
 
 
 def _filter_values(text: str) -> dict:

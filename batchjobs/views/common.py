@@ -2,12 +2,10 @@
 console's single account, so any signed-in user may see them, and a child is looked up through its
 dataset group so that a mismatched URL is a 404."""
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.models import (
     AccessKey,
     BatchInferenceJob,
@@ -21,40 +19,7 @@ from batchjobs.models import (
     Status,
     StatusTransition,
 )
-from batchjobs.paging import sorted_page
 from engine.recipes.catalog import UnknownRecipe, get_recipe
-
-
-def create_from_form(request: HttpRequest, form, create):
-    """On a valid POST, `create(form.cleaned_data)`: what it made, or None when nothing was submitted or the
-    model refused it, its ServiceError then shown on the form beside the field it is about."""
-    if request.method != "POST" or not form.is_valid():
-        return None
-    try:
-        return create(form.cleaned_data)
-    except ServiceError as exc:
-        show_service_error(form, exc, form.API_FIELDS)
-        return None
-
-
-def group_list_page(
-    request: HttpRequest,
-    group: DatasetGroup,
-    template: str,
-    title: str,
-    rows,
-    member: str,
-    order: str,
-    shown=None,
-    **extra,
-) -> HttpResponse:
-    """A dataset group's page titled `title` listing `rows`, sorted (by `order` unless the request asks
-    otherwise) and paged, as `member` (each row as `shown(row)` when given); `extra` adds to what the
-    template reads."""
-    page, sorting = sorted_page(request, rows, order)
-    listed = [shown(row) for row in page] if shown else page
-    context = {"group": group, member: listed, "page": page, "sorting": sorting, **extra}
-    return render(request, template, {**context, "breadcrumbs": crumbs(group, (title, None))})
 
 
 def get_group_for_user(request: HttpRequest, group_pk: int) -> DatasetGroup:

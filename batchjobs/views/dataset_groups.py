@@ -12,7 +12,8 @@ from batchjobs.forms import DatasetGroupForm
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetGroup, Status
 from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
-from batchjobs.views.common import create_from_form, crumbs, get_group_for_user
+from batchjobs.views import pages
+from batchjobs.views.common import crumbs, get_group_for_user
 
 
 @console_page("GET")
@@ -34,7 +35,9 @@ DATASET_GROUP_CLI = [
 @console_page("GET", "POST", write="create a dataset group")
 def dataset_group_create(request: HttpRequest) -> HttpResponse:
     form = DatasetGroupForm(request.POST or None)
-    group = create_from_form(request, form, lambda data: DatasetGroup.create_validated(data["name"], data["domain"]))
+    group = pages.create_from_form(
+        request, form, lambda data: DatasetGroup.create_validated(data["name"], data["domain"])
+    )
     if group is not None:
         messages.success(request, f"Dataset group {group.name} created.")
         return redirect("batchjobs:dataset_group_overview", group.pk)

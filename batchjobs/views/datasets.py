@@ -13,12 +13,11 @@ from batchjobs.forms import DatasetForm, DatasetImportJobForm, show_service_erro
 from batchjobs.models import Dataset, DatasetImportJob, Role, Schema
 from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
+from batchjobs.views import pages
 from batchjobs.views.common import (
-    create_from_form,
     crumbs,
     get_group_for_user,
     get_import_job_for_user,
-    group_list_page,
     history,
     no_store,
     status_payload,
@@ -28,7 +27,7 @@ from batchjobs.views.common import (
 @console_page("GET")
 def datasets(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return group_list_page(
+    return pages.group_list(
         request,
         group,
         "batchjobs/datasets.html",
@@ -69,18 +68,15 @@ def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         {"path": "schemaArn", "field": "schema_name", "prefix": arns.personalize_arn("schema", ""),
          "if": ["schema_mode", "new"]},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/dataset_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-dataset", spec),
-            "standard_schemas": {t: standard_schema_json(t) for t in Dataset.Type.values},
-            "breadcrumbs": crumbs(
-                group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Create dataset", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-dataset", spec),
+        ("Datasets", "datasets"),
+        "Create dataset",
+        standard_schemas={t: standard_schema_json(t) for t in Dataset.Type.values},
     )
 
 
@@ -88,7 +84,7 @@ def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
 def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = DatasetImportJobForm(request.POST or None, group=group)
-    job = create_from_form(
+    job = pages.create_from_form(
         request,
         form,
         lambda data: DatasetImportJob.create_validated(
@@ -109,17 +105,14 @@ def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
          "map": {"": group.role.arn if group.role else "", **arn_map(Role.objects.all())}},
         {"path": "importMode", "field": "import_mode"},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/import_job_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-dataset-import-job", spec),
-            "breadcrumbs": crumbs(
-                group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Import data", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-dataset-import-job", spec),
+        ("Datasets", "datasets"),
+        "Import data",
     )
 
 

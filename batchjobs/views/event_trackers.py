@@ -13,7 +13,8 @@ from batchjobs.cli_snippets import static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
 from batchjobs.permissions import console_page
-from batchjobs.views.common import create_from_form, crumbs, get_group_for_user, group_list_page, history
+from batchjobs.views import pages
+from batchjobs.views.common import crumbs, get_group_for_user, history
 
 RECENT_EVENTS = 20
 
@@ -32,7 +33,7 @@ def _list_crumb(group):
 @console_page("GET")
 def event_tracker_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return group_list_page(
+    return pages.group_list(
         request, group, "batchjobs/event_trackers.html", "Event trackers",
         EventTracker.objects.filter(dataset_group=group), "trackers", "name",
         event_count=TrackedEvent.objects.filter(dataset_group=group).count(),
@@ -43,16 +44,17 @@ def event_tracker_list(request: HttpRequest, group_pk: int) -> HttpResponse:
 def event_tracker_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = EventTrackerForm(request.POST or None)
-    row = create_from_form(request, form, lambda data: EventTracker.create_validated(data["name"], group.arn))
+    row = pages.create_from_form(request, form, lambda data: EventTracker.create_validated(data["name"], group.arn))
     if row is not None:
         messages.success(request, f"Event tracker {row.name} created. Its tracking ID is {row.tracking_id}.")
         return redirect("batchjobs:event_tracker_detail", group.pk, row.pk)
     name = form.cleaned_data["name"] if form.is_bound and form.is_valid() else "my-tracker"
-    return render(request, "batchjobs/event_tracker_create.html", {
-        "group": group, "form": form, "existing": EventTracker.objects.filter(dataset_group=group).first(),
-        "cli": static_cli(request, "create-event-tracker", {"name": name, "datasetGroupArn": group.arn}),
-        "breadcrumbs": crumbs(group, _list_crumb(group), ("Create event tracker", None)),
-    })
+    return pages.group_form(
+        request, group, "batchjobs/event_tracker_create.html", form,
+        static_cli(request, "create-event-tracker", {"name": name, "datasetGroupArn": group.arn}),
+        ("Event trackers", "event_tracker_list"), "Create event tracker",
+        existing=EventTracker.objects.filter(dataset_group=group).first(),
+    )
 
 
 def _put_events_snippets(request, tracker: EventTracker) -> dict:

@@ -9,27 +9,21 @@ from batchjobs.cli_snippets import cli_context
 from batchjobs.forms import FILTER_EXAMPLES, FilterForm
 from batchjobs.models import BatchInferenceJob, BatchSegmentJob, Filter, Status
 from batchjobs.permissions import console_page
-from batchjobs.views.common import (
-    create_from_form,
-    crumbs,
-    get_filter_for_user,
-    get_group_for_user,
-    group_list_page,
-    history,
-)
+from batchjobs.views import pages
+from batchjobs.views.common import crumbs, get_filter_for_user, get_group_for_user, history
 
 
 @console_page("GET")
 def filter_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return group_list_page(request, group, "batchjobs/filters.html", "Filters", group.filters.all(), "filters", "name")
+    return pages.group_list(request, group, "batchjobs/filters.html", "Filters", group.filters.all(), "filters", "name")
 
 
 @console_page("GET", "POST", write="create a filter")
 def filter_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = FilterForm(request.POST or None)
-    row = create_from_form(
+    row = pages.create_from_form(
         request, form, lambda data: Filter.create_validated(data["name"], group.arn, data["filter_expression"])
     )
     if row is not None:
@@ -43,18 +37,15 @@ def filter_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         {"path": "datasetGroupArn", "const": group.arn},
         {"path": "filterExpression", "field": "filter_expression"},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/filter_create.html",
-        {
-            "group": group,
-            "form": form,
-            "examples": FILTER_EXAMPLES,
-            "cli": cli_context(request, form, "create-filter", spec),
-            "breadcrumbs": crumbs(
-                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), ("Create filter", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-filter", spec),
+        ("Filters", "filter_list"),
+        "Create filter",
+        examples=FILTER_EXAMPLES,
     )
 
 

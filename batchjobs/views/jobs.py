@@ -15,8 +15,8 @@ from batchjobs.outputs import PREVIEW_FILES, failed_inputs_uri, output_download,
 from batchjobs.paging import parse_pk, sorted_page
 from batchjobs.permissions import can_write, console_page
 from batchjobs.progress import job_progress, last_started, started_times
+from batchjobs.views import pages
 from batchjobs.views.common import (
-    create_from_form,
     crumbs,
     get_group_for_user,
     get_job_for_user,
@@ -129,7 +129,7 @@ def create_page(
             **(create_kwargs(form) if create_kwargs else {}),
         )
 
-    job = create_from_form(request, form, create)
+    job = pages.create_from_form(request, form, create)
     if job is not None:
         messages.success(request, f"{kind.title} {job.job_name} created.")
         return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)

@@ -14,13 +14,12 @@ from batchjobs.models import Solution, SolutionVersion
 from batchjobs.paging import sorted_page
 from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
+from batchjobs.views import pages
 from batchjobs.views.common import (
-    create_from_form,
     crumbs,
     get_group_for_user,
     get_solution_for_user,
     get_version_for_user,
-    group_list_page,
     history,
     no_store,
     recipe_or_none,
@@ -32,7 +31,7 @@ from engine.recipes.catalog import RECIPES
 @console_page("GET")
 def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return group_list_page(
+    return pages.group_list(
         request,
         group,
         "batchjobs/solutions.html",
@@ -73,7 +72,7 @@ def solution_create(request: HttpRequest, group_pk: int) -> HttpResponse:
             perform_auto_training=data["perform_auto_training"],
         )
 
-    solution = create_from_form(request, form, create)
+    solution = pages.create_from_form(request, form, create)
     if solution is not None:
         messages.success(request, f"Solution {solution.name} created. Create a solution version to train it.")
         return redirect("batchjobs:solution_detail", group.pk, solution.pk)
@@ -84,19 +83,14 @@ def solution_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         {"path": "eventType", "field": "event_type"},
         {"path": "performAutoTraining", "field": "perform_auto_training", "kind": "bool", "default": True},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/solution_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-solution", spec),
-            "breadcrumbs": crumbs(
-                group,
-                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
-                ("Create solution", None),
-            ),
-        },
+        form,
+        cli_context(request, form, "create-solution", spec),
+        ("Solutions and recipes", "solutions"),
+        "Create solution",
     )
 
 
