@@ -1,8 +1,7 @@
 """API handlers for dataset groups, schemas, datasets, and dataset import and export jobs."""
 
 from batchjobs import serializers
-from batchjobs.api.resources import RESOURCES, Call, _member, _tags, _text, create, deletes
-from batchjobs.errors import InvalidInputException
+from batchjobs.api.resources import RESOURCES, Call, _tags, _text, create, deletes, refuse_member
 from batchjobs.models import Dataset, DatasetExportJob, DatasetGroup, DatasetImportJob, Schema
 
 
@@ -47,11 +46,7 @@ delete_dataset = deletes("Dataset")
 
 def create_dataset_import_job(call: Call) -> dict:
     p = call.params
-    if _member(p, "publishAttributionMetricsToS3"):
-        raise InvalidInputException(
-            "publishAttributionMetricsToS3 is not supported: there are no metric attributions here.",
-            field="publishAttributionMetricsToS3",
-        )
+    refuse_member(p, "publishAttributionMetricsToS3", "is not supported: there are no metric attributions here.")
     return create(
         call,
         DatasetImportJob,

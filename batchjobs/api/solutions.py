@@ -1,19 +1,25 @@
 """API handlers for solutions, solution versions and their metrics, and the built-in recipes."""
 
 from batchjobs import serializers
-from batchjobs.api.resources import RESOURCES, Call, _member, _page_of_list, _tags, _text, create, deletes
-from batchjobs.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
+from batchjobs.api.resources import (
+    RESOURCES,
+    Call,
+    _member,
+    _page_of_list,
+    _tags,
+    _text,
+    create,
+    deletes,
+    refuse_member,
+)
+from batchjobs.errors import ResourceInUseException, ResourceNotFoundException
 from batchjobs.models import Solution, SolutionVersion, Status
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
 
 
 def create_solution(call: Call) -> dict:
     p = call.params
-    if _member(p, "performIncrementalUpdate"):
-        raise InvalidInputException(
-            "performIncrementalUpdate is for aws-semantic-similarity, which this server does not offer.",
-            field="performIncrementalUpdate",
-        )
+    refuse_member(p, "performIncrementalUpdate", "is for aws-semantic-similarity, which this server does not offer.")
     return create(
         call,
         Solution,
