@@ -7,7 +7,6 @@ next recommendations.
 """
 
 import json
-import logging
 import uuid
 from functools import cache
 
@@ -22,8 +21,6 @@ from batchjobs.models import Status
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
 from batchjobs.permissions import can_write
 from batchjobs.rest_json import rest_json_view
-
-logger = logging.getLogger(__name__)
 
 # The HTTP statuses botocore's personalize-events model gives its errors.
 _STATUS = {"InvalidInputException": 400, "ResourceInUseException": 409, "ResourceNotFoundException": 404}

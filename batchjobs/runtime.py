@@ -8,7 +8,6 @@ the web server, reached over a unix socket: settings.CAMPAIGN_SOCKET), or, witho
 `manage.py runserver`), by the same code in this process. Either way it is the batch runner's answer.
 """
 
-import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -24,8 +23,6 @@ from batchjobs.models.event_trackers import realtime_events
 from batchjobs.rest_json import rest_json_view
 from engine.recipes.catalog import ATTRIBUTES_INPUT, POPULAR_INPUT, validate_exploration_config
 from engine.serving import ModelServer, ServingClient, ServingUnavailable
-
-logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 500
 MAX_RESULTS_WITH_METADATA = 50
