@@ -54,13 +54,6 @@ class RoleAdmin(admin.ModelAdmin):
     readonly_fields = ("arn", "created")
 
 
-@admin.register(DatasetGroup)
-class DatasetGroupAdmin(AsyncResourceAdmin):
-    list_display = ("name", "status", "domain", "created")
-    list_filter = ("status", "domain")
-    search_fields = ("name", "arn")
-
-
 @admin.register(Schema)
 class SchemaAdmin(admin.ModelAdmin):
     list_display = ("name", "domain", "created")
@@ -68,52 +61,64 @@ class SchemaAdmin(admin.ModelAdmin):
     readonly_fields = ("arn", "created", "last_updated")
 
 
-@admin.register(Dataset)
-class DatasetAdmin(AsyncResourceAdmin):
-    list_display = ("name", "dataset_group", "dataset_type", "status", "record_count", "created")
-    list_filter = ("status", "dataset_type")
-    search_fields = ("name", "arn", "dataset_group__name")
-    list_select_related = ("dataset_group",)
+def register_resource(model, list_display, search_fields, filters=(), related=None, **options) -> None:
+    """Register an asynchronous resource's admin: its changelist's columns, searched fields, filters besides
+    status, and the foreign key every row shows (fetched with the list)."""
+    options.update(list_display=list_display, search_fields=search_fields, list_filter=("status", *filters))
+    if related:
+        options["list_select_related"] = (related,)
+    admin.site.register(model, type(f"{model.__name__}Admin", (AsyncResourceAdmin,), options))
 
 
-@admin.register(DatasetImportJob)
-class DatasetImportJobAdmin(AsyncResourceAdmin):
-    list_display = ("job_name", "dataset", "status", "import_mode", "records_imported", "created")
-    list_filter = ("status", "import_mode")
-    search_fields = ("job_name", "arn", "data_location")
-    list_select_related = ("dataset",)
-
-
-@admin.register(DatasetExportJob)
-class DatasetExportJobAdmin(AsyncResourceAdmin):
-    list_display = ("job_name", "dataset", "status", "ingestion_mode", "records_exported", "created")
-    list_filter = ("status", "ingestion_mode")
-    search_fields = ("job_name", "arn", "output_path")
-    list_select_related = ("dataset",)
-
-
-@admin.register(Solution)
-class SolutionAdmin(AsyncResourceAdmin):
-    list_display = ("name", "dataset_group", "recipe_arn", "status", "created")
-    list_filter = ("status", "recipe_arn")
-    search_fields = ("name", "arn", "recipe_arn")
-    list_select_related = ("dataset_group",)
-
-
-@admin.register(SolutionVersion)
-class SolutionVersionAdmin(AsyncResourceAdmin):
-    list_display = ("arn", "solution", "status", "training_mode", "training_hours", "created")
-    list_filter = ("status", "training_mode", "solution__recipe_arn")
-    search_fields = ("arn", "name", "solution__name")
-    list_select_related = ("solution",)
-
-
-@admin.register(Campaign)
-class CampaignAdmin(AsyncResourceAdmin):
-    list_display = ("name", "solution_version", "status", "min_provisioned_tps", "created")
-    search_fields = ("name", "arn", "solution_version__arn")
-    list_select_related = ("solution_version",)
-    raw_id_fields = ("solution", "solution_version")
+register_resource(DatasetGroup, ("name", "status", "domain", "created"), ("name", "arn"), filters=("domain",))
+register_resource(
+    Dataset,
+    ("name", "dataset_group", "dataset_type", "status", "record_count", "created"),
+    ("name", "arn", "dataset_group__name"),
+    filters=("dataset_type",),
+    related="dataset_group",
+)
+register_resource(
+    DatasetImportJob,
+    ("job_name", "dataset", "status", "import_mode", "records_imported", "created"),
+    ("job_name", "arn", "data_location"),
+    filters=("import_mode",),
+    related="dataset",
+)
+register_resource(
+    DatasetExportJob,
+    ("job_name", "dataset", "status", "ingestion_mode", "records_exported", "created"),
+    ("job_name", "arn", "output_path"),
+    filters=("ingestion_mode",),
+    related="dataset",
+)
+register_resource(
+    Solution,
+    ("name", "dataset_group", "recipe_arn", "status", "created"),
+    ("name", "arn", "recipe_arn"),
+    filters=("recipe_arn",),
+    related="dataset_group",
+)
+register_resource(
+    SolutionVersion,
+    ("arn", "solution", "status", "training_mode", "training_hours", "created"),
+    ("arn", "name", "solution__name"),
+    filters=("training_mode", "solution__recipe_arn"),
+    related="solution",
+)
+register_resource(
+    Campaign,
+    ("name", "solution_version", "status", "min_provisioned_tps", "created"),
+    ("name", "arn", "solution_version__arn"),
+    related="solution_version",
+    raw_id_fields=("solution", "solution_version"),
+)
+register_resource(
+    Filter,
+    ("name", "dataset_group", "status", "filter_expression", "created"),
+    ("name", "arn", "filter_expression"),
+    related="dataset_group",
+)
 
 
 class BatchJobAdmin(AsyncResourceAdmin):
@@ -152,13 +157,6 @@ class BatchShardAdmin(AsyncResourceAdmin):
                        "lines_read", "lines_done", "lines_failed", "error_counts", "error_examples")
     change_list_template = BatchJobAdmin.change_list_template
     change_form_template = BatchJobAdmin.change_form_template
-
-
-@admin.register(Filter)
-class FilterAdmin(AsyncResourceAdmin):
-    list_display = ("name", "dataset_group", "status", "filter_expression", "created")
-    search_fields = ("name", "arn", "filter_expression")
-    list_select_related = ("dataset_group",)
 
 
 @admin.register(AccessKey)

@@ -16,41 +16,20 @@ class ServiceError(Exception):
             self.field = field
 
 
-class InvalidInputException(ServiceError):
-    code = "InvalidInputException"
+def _modeled(code: str, status: int = 400) -> type[ServiceError]:
+    """A modeled error type that says no more than its code."""
+    return type(code, (ServiceError,), {"code": code, "status": status, "__module__": __name__})
 
 
-class ResourceNotFoundException(ServiceError):
-    code = "ResourceNotFoundException"
-
-
-class ResourceAlreadyExistsException(ServiceError):
-    code = "ResourceAlreadyExistsException"
-
-
-class ResourceInUseException(ServiceError):
-    code = "ResourceInUseException"
-
-
-class LimitExceededException(ServiceError):
-    code = "LimitExceededException"
-
-
-class InvalidNextTokenException(ServiceError):
-    code = "InvalidNextTokenException"
-
-
-class TooManyTagsException(ServiceError):
-    code = "TooManyTagsException"
-
-
-class TooManyTagKeysException(ServiceError):
-    code = "TooManyTagKeysException"
-
-
-class AccessDeniedException(ServiceError):
-    code = "AccessDeniedException"
-    status = 403
+InvalidInputException = _modeled("InvalidInputException")
+ResourceNotFoundException = _modeled("ResourceNotFoundException")
+ResourceAlreadyExistsException = _modeled("ResourceAlreadyExistsException")
+ResourceInUseException = _modeled("ResourceInUseException")
+LimitExceededException = _modeled("LimitExceededException")
+InvalidNextTokenException = _modeled("InvalidNextTokenException")
+TooManyTagsException = _modeled("TooManyTagsException")
+TooManyTagKeysException = _modeled("TooManyTagKeysException")
+AccessDeniedException = _modeled("AccessDeniedException", status=403)
 
 
 class SerializationException(ServiceError):

@@ -2,16 +2,16 @@
 
 from django.contrib import admin
 
-from batchjobs.admin import AsyncResourceAdmin
+from batchjobs.admin import AsyncResourceAdmin, register_resource
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent, TrainingEvents
 
-
-@admin.register(EventTracker)
-class EventTrackerAdmin(AsyncResourceAdmin):
-    list_display = ("name", "dataset_group", "status", "tracking_id", "created")
-    search_fields = ("name", "arn", "tracking_id")
-    list_select_related = ("dataset_group",)
-    readonly_fields = AsyncResourceAdmin.readonly_fields + ("tracking_id",)
+register_resource(
+    EventTracker,
+    ("name", "dataset_group", "status", "tracking_id", "created"),
+    ("name", "arn", "tracking_id"),
+    related="dataset_group",
+    readonly_fields=AsyncResourceAdmin.readonly_fields + ("tracking_id",),
+)
 
 
 @admin.register(TrackedEvent)

@@ -7,26 +7,21 @@ next recommendations.
 """
 
 import json
-import logging
 import uuid
 from functools import cache
 
 import botocore.session
 from django.db import transaction
-from django.http import HttpResponse
 from django.urls import re_path
-from django.views.decorators.csrf import csrf_exempt
 
-from batchjobs import sigv4, validation
-from batchjobs.api import _body, _params, _user_arn
-from batchjobs.errors import AccessDeniedException, InvalidInputException, ServiceError
+from batchjobs import validation
+from batchjobs.api import _user_arn
+from batchjobs.errors import AccessDeniedException, InvalidInputException
 from batchjobs.models import Status
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
 from batchjobs.permissions import can_write
+from batchjobs.rest_json import rest_json_view
 
-logger = logging.getLogger(__name__)
-
-CONTENT_TYPE = "application/json"
 # The HTTP statuses botocore's personalize-events model gives its errors.
 _STATUS = {"InvalidInputException": 400, "ResourceInUseException": 409, "ResourceNotFoundException": 404}
 # Keys the service refuses in an event's properties (compared ignoring case).
@@ -114,42 +109,15 @@ def put_events(params: dict) -> int:
     return len(fresh)
 
 
-def _error(request_id: str, code: str, message: str, status: int) -> HttpResponse:
-    response = HttpResponse(json.dumps({"__type": code, "message": message}), status=status, content_type=CONTENT_TYPE)
-    response["x-amzn-RequestId"] = request_id
-    response["x-amzn-ErrorType"] = code
-    return response
+def _answer(key, params: dict) -> bytes:
+    if not can_write(key.user):
+        raise AccessDeniedException(f"User: {_user_arn(key.user)} is not authorized to perform: personalize:PutEvents")
+    validation.check_request("PutEvents", params, events_service_model())
+    put_events(params)
+    return b""
 
 
-@csrf_exempt
-def events(request):
-    request_id = str(uuid.uuid4())
-    try:
-        body = _body(request)
-        key = sigv4.authenticate(request)
-        if request.method != "POST":
-            raise InvalidInputException("PutEvents takes POST.")
-        params = _params(body)
-        if not can_write(key.user):
-            raise AccessDeniedException(
-                f"User: {_user_arn(key.user)} is not authorized to perform: personalize:PutEvents"
-            )
-        validation.check_request("PutEvents", params, events_service_model())
-        put_events(params)
-        response = HttpResponse(b"", content_type=CONTENT_TYPE)
-        response["x-amzn-RequestId"] = request_id
-        return response
-    except sigv4.AuthError as exc:
-        return _error(request_id, exc.code, exc.message, exc.status)
-    except ServiceError as exc:
-        return _error(request_id, exc.code, exc.message, _STATUS.get(exc.code, exc.status))
-    except Exception:
-        logger.exception("PutEvents failed (request %s)", request_id)
-        return _error(
-            request_id, "InternalFailure",
-            f"The request processing has failed because of an error in this server (request {request_id}).", 500,
-        )
-
+events = rest_json_view("PutEvents", _answer, _STATUS)
 
 # Mounted by console/urls.py; boto3 posts to <endpoint_url>/events.
 urlpatterns = [re_path(r"^api/personalize-events/events/?$", events, name="personalize-events")]

@@ -35,14 +35,18 @@ def show_service_error(form: forms.Form, exc: ServiceError, fields: dict[str, st
     form.add_error(field if field in form.fields else None, exc.message)
 
 
+NAME_HELP = "The name can contain up to 63 characters: letters, numbers, hyphens and underscores."
+
+
+def _name_field(label: str) -> forms.CharField:
+    return forms.CharField(label=label, max_length=63, help_text=NAME_HELP)
+
+
 class DatasetGroupForm(forms.Form):
     # Map of API members (ServiceError.field) to form fields.
     API_FIELDS = {"name": "name", "domain": "domain"}
 
-    name = forms.CharField(
-        label="Dataset group name", max_length=63,
-        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores.",
-    )
+    name = _name_field("Dataset group name")
     domain = forms.ChoiceField(
         label="Domain", choices=DatasetGroup.Domain.choices, required=False, widget=forms.RadioSelect,
         initial="",
@@ -296,10 +300,7 @@ FILTER_EXAMPLES = (
 class FilterForm(forms.Form):
     API_FIELDS = {"name": "name", "filterExpression": "filter_expression"}
 
-    name = forms.CharField(
-        label="Filter name", max_length=63,
-        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores.",
-    )
+    name = _name_field("Filter name")
     filter_expression = forms.CharField(
         label="Expression", max_length=2500,
         widget=forms.Textarea(attrs={"rows": 5, "class": "code", "spellcheck": "false",
@@ -363,8 +364,7 @@ class _BatchJobForm(forms.Form):
     # Labels, help texts and placeholders that name what the kind makes: set per kind by __init__.
     job_name = forms.CharField(
         max_length=63,
-        help_text="The name can contain up to 63 characters: letters, numbers, hyphens and underscores. "
-        "It must be unique in your account.",
+        help_text=NAME_HELP + " It must be unique in your account.",
     )
     solution = SolutionChoiceField(
         label="Solution", queryset=Solution.objects.none(), empty_label="Choose a solution",

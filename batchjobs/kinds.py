@@ -13,6 +13,11 @@ from django.urls import reverse
 from django.utils.module_loading import import_string
 
 
+def member_name(resource: str) -> str:
+    """The API's member name for a resource type: BatchInferenceJob -> batchInferenceJob."""
+    return resource[0].lower() + resource[1:]
+
+
 @dataclass(frozen=True)
 class JobKind:
     # The model's class name, which is also the API's name for the resource (DescribeBatchInferenceJob,
@@ -60,7 +65,7 @@ class JobKind:
     @property
     def api_member(self) -> str:
         """The resource's member name in the API: batchInferenceJob."""
-        return self.name[0].lower() + self.name[1:]
+        return member_name(self.name)
 
     @property
     def plural(self) -> str:

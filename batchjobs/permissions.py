@@ -3,8 +3,10 @@ reading a job's outputs, take one permission, checked alike by the console, the 
 
 from functools import wraps
 
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
 WRITE_PERMISSION = "batchjobs.add_batchinferencejob"
 
@@ -35,5 +37,18 @@ def write_required(action: str):
             return view(request, *args, **kwargs)
 
         return wrapped
+
+    return decorate
+
+
+def console_page(*methods: str, write: str = ""):
+    """A console page: for signed-in users, answering only `methods` (405 otherwise); with `write`, only for
+    users who may write, the others getting a 403 page that says they may not `write`."""
+
+    def decorate(view):
+        view = require_http_methods(list(methods))(view)
+        if write:
+            view = write_required(write)(view)
+        return login_required(view)
 
     return decorate

@@ -80,13 +80,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def parent_of(pid: int) -> int | None:
+def _stat_field(pid: int, index: int) -> int | None:
+    """Field `index` of /proc/<pid>/stat counted after the command name, or None once the process is gone.
+    The command name (field 2) may hold spaces and parentheses; fields after its closing ")" do not."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return int(stat[stat.rindex(b")") + 2 :].split()[index])
+
+
+def parent_of(pid: int) -> int | None:
+    return _stat_field(pid, 1)
 
 
 def ancestors(pid: int) -> list[int]:
@@ -115,13 +121,7 @@ def stack_processes(stack_id: str) -> list[int]:
 def start_ticks(pid: int) -> int | None:
     """When the process started, in clock ticks since boot: with the pid, it names one process for good
     (a pid alone may be reused)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields after its closing ")" do not.
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    return _stat_field(pid, 19)
 
 
 @cache

@@ -85,6 +85,13 @@ class Runner:
         raise NotImplementedError
 
     @classmethod
+    def handle_pk(cls, rows, pk: int) -> None:
+        """Handle the row `pk` of the queryset `rows`; one deleted since it was enqueued is nothing to do."""
+        resource = rows.filter(pk=pk).first()
+        if resource is not None:
+            cls.handle(resource)
+
+    @classmethod
     def handle(cls, resource) -> None:
         """Start an attempt at `resource`, run it with a heartbeat, and fail the row on any error."""
         if not with_db_retry(resource.start):

@@ -8,29 +8,22 @@ the web server, reached over a unix socket: settings.CAMPAIGN_SOCKET), or, witho
 `manage.py runserver`), by the same code in this process. Either way it is the batch runner's answer.
 """
 
-import json
-import logging
 import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import HttpResponse
 from django.urls import re_path
-from django.views.decorators.csrf import csrf_exempt
 
-from batchjobs import sigv4, validation
-from batchjobs.api import _body, _params
+from batchjobs import validation
 from batchjobs.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException, ServiceError
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status, exploration_seed
 from batchjobs.models.event_trackers import realtime_events
+from batchjobs.rest_json import rest_json_view
 from engine.recipes.catalog import ATTRIBUTES_INPUT, POPULAR_INPUT, validate_exploration_config
 from engine.serving import ModelServer, ServingClient, ServingUnavailable
 
-logger = logging.getLogger(__name__)
-
-CONTENT_TYPE = "application/json"
 MAX_RESULTS = 500
 MAX_RESULTS_WITH_METADATA = 50
 _STATUS = {"ResourceNotFoundException": 404, "InvalidInputException": 400}
@@ -264,51 +257,17 @@ class _Unavailable(ServiceError):
     status = 503
 
 
-def _error(request_id: str, code: str, message: str, status: int) -> HttpResponse:
-    response = HttpResponse(
-        '{"__type":' + _json(code) + ',"message":' + _json(message) + "}", status=status, content_type=CONTENT_TYPE
-    )
-    response["x-amzn-RequestId"] = request_id
-    response["x-amzn-ErrorType"] = code
-    return response
-
-
-def _json(value) -> str:
-    return json.dumps(value)
-
-
 def _runtime_view(operation: str, list_member: str):
-    @csrf_exempt
-    def view(request):
+    def answer(key, params: dict) -> str:
         from engine.realtime import Answer, response_json
 
-        request_id = str(uuid.uuid4())
-        try:
-            body = _body(request)
-            sigv4.authenticate(request)
-            if request.method != "POST":
-                raise InvalidInputException(f"{operation} takes POST.")
-            params = _params(body)
-            validation.check_request(operation, params, validation.runtime_service_model())
-            reply = recommendations(operation, params)
-            result = Answer(items=reply["items"], scores=reply.get("scores"))
-            extra = {"recommendationId": f"RID-{uuid.uuid4()}"}
-            content = response_json(result, list_member, extra, reply.get("metadata"))
-            response = HttpResponse(content, content_type=CONTENT_TYPE)
-            response["x-amzn-RequestId"] = request_id
-            return response
-        except sigv4.AuthError as exc:
-            return _error(request_id, exc.code, exc.message, exc.status)
-        except ServiceError as exc:
-            return _error(request_id, exc.code, exc.message, _STATUS.get(exc.code, exc.status))
-        except Exception:
-            logger.exception("Runtime call %s failed (request %s)", operation, request_id)
-            return _error(
-                request_id, "InternalFailure",
-                f"The request processing has failed because of an error in this server (request {request_id}).", 500,
-            )
+        validation.check_request(operation, params, validation.runtime_service_model())
+        reply = recommendations(operation, params)
+        result = Answer(items=reply["items"], scores=reply.get("scores"))
+        extra = {"recommendationId": f"RID-{uuid.uuid4()}"}
+        return response_json(result, list_member, extra, reply.get("metadata"))
 
-    return view
+    return rest_json_view(operation, answer, _STATUS, compact_errors=True)
 
 
 get_recommendations = _runtime_view("GetRecommendations", "itemList")

@@ -26,6 +26,21 @@ def _pick(full: dict, members: tuple[str, ...]) -> dict:
     return {k: full[k] for k in members if k in full}
 
 
+# Members most summaries have, in the order they come.
+_TIMES = ("creationDateTime", "lastUpdatedDateTime")
+_JOB = ("jobName", "status", *_TIMES, "failureReason")
+
+
+def _summary(full, *members: str):
+    """A summary shape: the full shape `full` cut down to `members`, in that order."""
+
+    def summary(resource) -> dict:
+        return _pick(full(resource), members)
+
+    summary.__name__ = f"{full.__name__}_summary"
+    return summary
+
+
 def _times(resource) -> dict:
     return {
         "creationDateTime": timestamp(resource.created),
@@ -59,19 +74,14 @@ def dataset_group(group) -> dict:
     )
 
 
-def dataset_group_summary(group) -> dict:
-    return _pick(
-        dataset_group(group),
-        ("name", "datasetGroupArn", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason", "domain"),
-    )
+dataset_group_summary = _summary(dataset_group, "name", "datasetGroupArn", "status", *_TIMES, "failureReason", "domain")
 
 
 def schema(row) -> dict:
     return present(name=row.name, schemaArn=row.arn, schema=row.schema, **_times(row), domain=row.domain)
 
 
-def schema_summary(row) -> dict:
-    return _pick(schema(row), ("name", "schemaArn", "creationDateTime", "lastUpdatedDateTime", "domain"))
+schema_summary = _summary(schema, "name", "schemaArn", *_TIMES, "domain")
 
 
 def dataset(row) -> dict:
@@ -87,10 +97,7 @@ def dataset(row) -> dict:
     )
 
 
-def dataset_summary(row) -> dict:
-    return _pick(
-        dataset(row), ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
-    )
+dataset_summary = _summary(dataset, "name", "datasetArn", "datasetType", "status", *_TIMES)
 
 
 def dataset_import_job(job) -> dict:
@@ -108,19 +115,7 @@ def dataset_import_job(job) -> dict:
     )
 
 
-def dataset_import_job_summary(job) -> dict:
-    return _pick(
-        dataset_import_job(job),
-        (
-            "datasetImportJobArn",
-            "jobName",
-            "status",
-            "creationDateTime",
-            "lastUpdatedDateTime",
-            "failureReason",
-            "importMode",
-        ),
-    )
+dataset_import_job_summary = _summary(dataset_import_job, "datasetImportJobArn", *_JOB, "importMode")
 
 
 def dataset_export_job(job) -> dict:
@@ -137,26 +132,7 @@ def dataset_export_job(job) -> dict:
     )
 
 
-def dataset_export_job_summary(job) -> dict:
-    return _pick(
-        dataset_export_job(job),
-        ("datasetExportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason"),
-    )
-
-
-def solution_version_summary(version) -> dict:
-    return _pick(
-        solution_version(version),
-        (
-            "solutionVersionArn",
-            "status",
-            "trainingMode",
-            "trainingType",
-            "creationDateTime",
-            "lastUpdatedDateTime",
-            "failureReason",
-        ),
-    )
+dataset_export_job_summary = _summary(dataset_export_job, "datasetExportJobArn", *_JOB)
 
 
 def solution(row) -> dict:
@@ -193,7 +169,7 @@ def solution_summary(row) -> dict:
     # Not solution(row): its latest version costs a query per row, and a summary leaves it out.
     return _pick(
         present(**_solution_members(row)),
-        ("name", "solutionArn", "status", "creationDateTime", "lastUpdatedDateTime", "recipeArn"),
+        ("name", "solutionArn", "status", *_TIMES, "recipeArn"),
     )
 
 
@@ -217,6 +193,11 @@ def solution_version(version) -> dict:
         **_times(version),
         trainingType=version.training_type,
     )
+
+
+solution_version_summary = _summary(
+    solution_version, "solutionVersionArn", "status", "trainingMode", "trainingType", *_TIMES, "failureReason"
+)
 
 
 def _batch_job(job, arn_member: str, **extra) -> dict:
@@ -247,39 +228,16 @@ def batch_inference_job(job) -> dict:
     )
 
 
-def batch_inference_job_summary(job) -> dict:
-    return _pick(
-        batch_inference_job(job),
-        (
-            "batchInferenceJobArn",
-            "jobName",
-            "status",
-            "creationDateTime",
-            "lastUpdatedDateTime",
-            "failureReason",
-            "solutionVersionArn",
-            "batchInferenceJobMode",
-        ),
-    )
+batch_inference_job_summary = _summary(
+    batch_inference_job, "batchInferenceJobArn", *_JOB, "solutionVersionArn", "batchInferenceJobMode"
+)
 
 
 def batch_segment_job(job) -> dict:
     return _batch_job(job, "batchSegmentJobArn")
 
 
-def batch_segment_job_summary(job) -> dict:
-    return _pick(
-        batch_segment_job(job),
-        (
-            "batchSegmentJobArn",
-            "jobName",
-            "status",
-            "creationDateTime",
-            "lastUpdatedDateTime",
-            "failureReason",
-            "solutionVersionArn",
-        ),
-    )
+batch_segment_job_summary = _summary(batch_segment_job, "batchSegmentJobArn", *_JOB, "solutionVersionArn")
 
 
 def filter(row) -> dict:  # noqa: A001 - the shape's name in botocore's model
@@ -294,11 +252,7 @@ def filter(row) -> dict:  # noqa: A001 - the shape's name in botocore's model
     )
 
 
-def filter_summary(row) -> dict:
-    return _pick(
-        filter(row),
-        ("name", "filterArn", "creationDateTime", "lastUpdatedDateTime", "datasetGroupArn", "failureReason", "status"),
-    )
+filter_summary = _summary(filter, "name", "filterArn", *_TIMES, "datasetGroupArn", "failureReason", "status")
 
 
 def recipe(spec) -> dict:
@@ -315,8 +269,7 @@ def recipe(spec) -> dict:
     )
 
 
-def recipe_summary(spec) -> dict:
-    return _pick(recipe(spec), ("name", "recipeArn", "status", "creationDateTime", "lastUpdatedDateTime"))
+recipe_summary = _summary(recipe, "name", "recipeArn", "status", *_TIMES)
 
 
 def algorithm(spec) -> dict:
@@ -367,7 +320,6 @@ def feature_transformation(arn: str) -> dict:
     )
 
 
-
 def _campaign_config(config: dict) -> dict:
     # Exploration values go out as the strings they came in as (the model's HyperParameters map).
     return dict(config)
@@ -411,5 +363,4 @@ def event_tracker(row) -> dict:
     )
 
 
-def event_tracker_summary(row) -> dict:
-    return _pick(event_tracker(row), ("name", "eventTrackerArn", "status", "creationDateTime", "lastUpdatedDateTime"))
+event_tracker_summary = _summary(event_tracker, "name", "eventTrackerArn", "status", *_TIMES)

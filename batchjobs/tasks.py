@@ -74,9 +74,7 @@ def _input_objects(storage: RoleStorage, location: str, *, skip=lambda uri: Fals
 
 
 def import_dataset(job_pk: int) -> None:
-    job = DatasetImportJob.objects.select_related("dataset", "role").filter(pk=job_pk).first()
-    if job is not None:
-        _Import.handle(job)
+    _Import.handle_pk(DatasetImportJob.objects.select_related("dataset", "role"), job_pk)
 
 
 class _Import(Runner):
@@ -120,9 +118,7 @@ def _load_dataset(dataset):
 
 
 def export_dataset(job_pk: int) -> None:
-    job = DatasetExportJob.objects.select_related("dataset", "role").filter(pk=job_pk).first()
-    if job is not None:
-        _Export.handle(job)
+    _Export.handle_pk(DatasetExportJob.objects.select_related("dataset", "role"), job_pk)
 
 
 class _Export(Runner):
@@ -156,9 +152,7 @@ _HEADERS = {
 
 
 def train_solution_version(version_pk: int) -> None:
-    version = SolutionVersion.objects.select_related("solution__dataset_group").filter(pk=version_pk).first()
-    if version is not None:
-        _Train.handle(version)
+    _Train.handle_pk(SolutionVersion.objects.select_related("solution__dataset_group"), version_pk)
 
 
 class _Train(Runner):
@@ -282,9 +276,7 @@ def run_batch_segment_job(job_pk: int) -> None:
 
 
 def _run_job(kind: JobKind, job_pk: int) -> None:
-    job = kind.model.objects.select_related("solution_version__solution", "role").filter(pk=job_pk).first()
-    if job is not None:
-        _WholeFiles.handle(job)
+    _WholeFiles.handle_pk(kind.model.objects.select_related("solution_version__solution", "role"), job_pk)
 
 
 class _BatchRun:

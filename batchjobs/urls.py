@@ -1,10 +1,27 @@
 from django.urls import path
 
 from batchjobs import views
+from batchjobs.kinds import INFERENCE, SEGMENT
+from batchjobs.views.jobs import kind_views
 
 app_name = "batchjobs"
 
 group = "dataset-groups/<int:group_pk>/"
+
+
+def job_urls(kind, create_view) -> list:
+    """The pages every batch job kind has, under its plural (batch-inference-jobs/), named <slug>_<page>."""
+    at = group + kind.plural.lower().replace(" ", "-") + "/"
+    pages = kind_views(kind)
+    return [
+        path(at, pages["list"], name=f"{kind.slug}_list"),
+        path(at + "create/", create_view, name=f"{kind.slug}_create"),
+        path(at + "status.json", pages["list_status"], name=f"{kind.slug}_list_status"),
+        path(at + "<int:pk>/", pages["detail"], name=f"{kind.slug}_detail"),
+        path(at + "<int:pk>/status.json", pages["status"], name=f"{kind.slug}_status"),
+        path(at + "<int:pk>/outputs/<int:index>/download/", pages["download"], name=f"{kind.slug}_download"),
+    ]
+
 
 urlpatterns = [
     path("dataset-groups/", views.dataset_group_list, name="dataset_group_list"),
@@ -36,13 +53,7 @@ urlpatterns = [
     path(group + "solution-versions/<int:pk>/status.json", views.solution_version_status,
          name="solution_version_status"),
     # Batch inference jobs
-    path(group + "batch-inference-jobs/", views.job_list, name="job_list"),
-    path(group + "batch-inference-jobs/create/", views.job_create, name="job_create"),
-    path(group + "batch-inference-jobs/status.json", views.job_list_status, name="job_list_status"),
-    path(group + "batch-inference-jobs/<int:pk>/", views.job_detail, name="job_detail"),
-    path(group + "batch-inference-jobs/<int:pk>/status.json", views.job_status, name="job_status"),
-    path(group + "batch-inference-jobs/<int:pk>/outputs/<int:index>/download/", views.job_download,
-         name="job_download"),
+    *job_urls(INFERENCE, views.job_create),
     path(group + "batch-inference-jobs/<int:pk>/failed-lines/download/", views.job_failed_download,
          name="job_failed_download"),
     path(group + "batch-inference-jobs/<int:pk>/rerun-failed/", views.job_rerun_failed, name="job_rerun_failed"),
@@ -51,13 +62,7 @@ urlpatterns = [
     path(group + "campaigns/create/", views.campaign_create, name="campaign_create"),
     path(group + "campaigns/<int:pk>/", views.campaign_detail, name="campaign_detail"),
     # Batch segment jobs
-    path(group + "batch-segment-jobs/", views.segment_job_list, name="segment_job_list"),
-    path(group + "batch-segment-jobs/create/", views.segment_job_create, name="segment_job_create"),
-    path(group + "batch-segment-jobs/status.json", views.segment_job_list_status, name="segment_job_list_status"),
-    path(group + "batch-segment-jobs/<int:pk>/", views.segment_job_detail, name="segment_job_detail"),
-    path(group + "batch-segment-jobs/<int:pk>/status.json", views.segment_job_status, name="segment_job_status"),
-    path(group + "batch-segment-jobs/<int:pk>/outputs/<int:index>/download/", views.segment_job_download,
-         name="segment_job_download"),
+    *job_urls(SEGMENT, views.segment_job_create),
     # Account-wide pages
     path("roles/", views.role_list, name="role_list"),
     path("roles/create/", views.role_create, name="role_create"),

@@ -22,6 +22,7 @@ from batchjobs.errors import (
     SerializationException,
     TooManyTagsException,
 )
+from engine.recipes.catalog import HyperParameterError, validate_exploration_config
 
 NAME_REGEX = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*"
 S3_LOCATION_REGEX = r"(s3|http|https)://.+"
@@ -336,3 +337,14 @@ _CHECKERS = {
     "map": _check_map,
     "blob": _check_string,
 }
+
+
+def check_exploration(recipe, exploration: dict, member: str) -> dict[str, str]:
+    """An itemExplorationConfig (at `member` in the request) checked against the recipe's exploration
+    hyperparameters; its values as the strings the service keeps."""
+    for key, value in exploration.items():
+        try:
+            validate_exploration_config(recipe, {key: value})
+        except HyperParameterError as exc:
+            raise InvalidInputException(str(exc), field=f"{member}.{key}") from None
+    return {k: str(v) for k, v in exploration.items()}

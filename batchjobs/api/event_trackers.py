@@ -1,6 +1,6 @@
 """API handlers for event trackers (Describe and List are the generic ones of batchjobs.api.resources)."""
 
-from batchjobs.api.resources import RESOURCES, Call, _tags, _text
+from batchjobs.api.resources import Call, _tags, _text, deletes
 from batchjobs.models import EventTracker
 
 
@@ -12,6 +12,4 @@ def create_event_tracker(call: Call) -> dict:
     return {"eventTrackerArn": row.arn, "trackingId": row.tracking_id}
 
 
-def delete_event_tracker(call: Call) -> dict:
-    RESOURCES["EventTracker"].get(call).delete_validated()
-    return {}
+delete_event_tracker = deletes("EventTracker")

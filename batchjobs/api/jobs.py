@@ -1,6 +1,6 @@
 """API handlers for batch inference and batch segment jobs, campaigns and filters."""
 
-from batchjobs.api.resources import RESOURCES, Call, _member, _tags, _text
+from batchjobs.api.resources import RESOURCES, Call, _member, _text, create, deletes
 from batchjobs.errors import ResourceInUseException
 from batchjobs.kinds import INFERENCE, KINDS, SEGMENT, JobKind
 from batchjobs.models import UNFINISHED_STATUSES, BatchInferenceJob, Campaign, Filter
@@ -8,21 +8,22 @@ from batchjobs.models import UNFINISHED_STATUSES, BatchInferenceJob, Campaign, F
 
 def _create_job(kind: JobKind, call: Call, **extras) -> dict:
     p = call.params
-    job = kind.model.create_validated(
-        _text(p, "jobName", required=True),
-        _text(p, "solutionVersionArn", required=True),
-        _text(p, "jobInput", "s3DataSource", "path", required=True),
-        _text(p, "jobOutput", "s3DataDestination", "path", required=True),
-        _text(p, "roleArn", required=True),
+    return create(
+        call,
+        kind.model,
+        f"{kind.api_member}Arn",
+        "jobName",
+        "solutionVersionArn",
+        ("jobInput", "s3DataSource", "path"),
+        ("jobOutput", "s3DataDestination", "path"),
+        "roleArn",
         num_results=_member(p, "numResults"),
         filter_arn=_text(p, "filterArn"),
         input_kms_key_arn=_text(p, "jobInput", "s3DataSource", "kmsKeyArn"),
         output_kms_key_arn=_text(p, "jobOutput", "s3DataDestination", "kmsKeyArn"),
-        tags=_tags(p),
         created_by=call.user,
         **extras,
     )
-    return {f"{kind.api_member}Arn": job.arn}
 
 
 def create_batch_inference_job(call: Call) -> dict:
@@ -42,14 +43,15 @@ def create_batch_segment_job(call: Call) -> dict:
 
 def create_campaign(call: Call) -> dict:
     p = call.params
-    row = Campaign.create_validated(
-        _text(p, "name", required=True),
-        _text(p, "solutionVersionArn", required=True),
+    return create(
+        call,
+        Campaign,
+        "campaignArn",
+        "name",
+        "solutionVersionArn",
         min_provisioned_tps=_member(p, "minProvisionedTPS"),
         campaign_config=_member(p, "campaignConfig"),
-        tags=_tags(p),
     )
-    return {"campaignArn": row.arn}
 
 
 def update_campaign(call: Call) -> dict:
@@ -63,20 +65,11 @@ def update_campaign(call: Call) -> dict:
     return {"campaignArn": row.arn}
 
 
-def delete_campaign(call: Call) -> dict:
-    RESOURCES["Campaign"].get(call).delete_validated()
-    return {}
+delete_campaign = deletes("Campaign")
 
 
 def create_filter(call: Call) -> dict:
-    p = call.params
-    row = Filter.create_validated(
-        _text(p, "name", required=True),
-        _text(p, "datasetGroupArn", required=True),
-        _text(p, "filterExpression", required=True),
-        tags=_tags(p),
-    )
-    return {"filterArn": row.arn}
+    return create(call, Filter, "filterArn", "name", "datasetGroupArn", "filterExpression")
 
 
 def delete_filter(call: Call) -> dict:

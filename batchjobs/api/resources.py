@@ -9,8 +9,8 @@ from django.core import signing
 from django.db.models import Q
 
 from batchjobs import serializers, validation
-from batchjobs.errors import InvalidNextTokenException
-from batchjobs.kinds import KINDS
+from batchjobs.errors import InvalidInputException, InvalidNextTokenException
+from batchjobs.kinds import KINDS, member_name
 from batchjobs.models import (
     Campaign,
     Dataset,
@@ -139,6 +139,31 @@ def _tags(params: dict) -> list:
     return _member(params, "tags", default=[])
 
 
+def refuse_member(params: dict, member: str, why: str) -> None:
+    """Refuse a request member this server does not act on, saying why, rather than drop it."""
+    if _member(params, member):
+        raise InvalidInputException(f"{member} {why}", field=member)
+
+
+def create(call: Call, model, arn_member: str, *required, **members) -> dict:
+    """A Create* operation: `model.create_validated` takes the text members at the `required` paths (a
+    member's name, or a tuple naming a nested one) in order, then `members` and the request's tags; the
+    answer is the new resource's ARN as `arn_member`."""
+    texts = [_text(call.params, *((path,) if isinstance(path, str) else path), required=True) for path in required]
+    row = model.create_validated(*texts, **members, tags=_tags(call.params))
+    return {arn_member: row.arn}
+
+
+def deletes(resource: str) -> Callable[[Call], dict]:
+    """The Delete* operation of a resource whose model's delete_validated holds the rules."""
+
+    def delete(call: Call) -> dict:
+        RESOURCES[resource].get(call).delete_validated()
+        return {}
+
+    return delete
+
+
 
 # ---------------------------------------------------------------------------------------------------
 # Describe and List, the same for every resource: a row found by its ARN member, or a page of rows
@@ -167,7 +192,7 @@ class Resource:
 
     @property
     def member(self) -> str:
-        return self.name[0].lower() + self.name[1:]
+        return member_name(self.name)
 
     @property
     def arn_member(self) -> str:

@@ -1,32 +1,39 @@
 """API handlers for solutions, solution versions and their metrics, and the built-in recipes."""
 
 from batchjobs import serializers
-from batchjobs.api.resources import RESOURCES, Call, _member, _page_of_list, _tags, _text
-from batchjobs.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
+from batchjobs.api.resources import (
+    RESOURCES,
+    Call,
+    _member,
+    _page_of_list,
+    _tags,
+    _text,
+    create,
+    deletes,
+    refuse_member,
+)
+from batchjobs.errors import ResourceInUseException, ResourceNotFoundException
 from batchjobs.models import Solution, SolutionVersion, Status
 from engine.recipes.catalog import RECIPES, UnknownRecipe, get_recipe
 
 
 def create_solution(call: Call) -> dict:
     p = call.params
-    if _member(p, "performIncrementalUpdate"):
-        raise InvalidInputException(
-            "performIncrementalUpdate is for aws-semantic-similarity, which this server does not offer.",
-            field="performIncrementalUpdate",
-        )
-    row = Solution.create_validated(
-        _text(p, "name", required=True),
-        _text(p, "datasetGroupArn", required=True),
-        _text(p, "recipeArn", required=True),
+    refuse_member(p, "performIncrementalUpdate", "is for aws-semantic-similarity, which this server does not offer.")
+    return create(
+        call,
+        Solution,
+        "solutionArn",
+        "name",
+        "datasetGroupArn",
+        "recipeArn",
         event_type=_text(p, "eventType"),
         solution_config=_member(p, "solutionConfig", default={}),
         perform_hpo=_member(p, "performHPO", default=False),
         perform_auto_ml=_member(p, "performAutoML", default=False),
         # The service's default: automatic training every 7 days.
         perform_auto_training=_member(p, "performAutoTraining", default=True),
-        tags=_tags(p),
     )
-    return {"solutionArn": row.arn}
 
 
 def update_solution(call: Call) -> dict:
@@ -41,9 +48,7 @@ def update_solution(call: Call) -> dict:
     return {"solutionArn": row.arn}
 
 
-def delete_solution(call: Call) -> dict:
-    RESOURCES["Solution"].get(call).delete_validated()
-    return {}
+delete_solution = deletes("Solution")
 
 
 def create_solution_version(call: Call) -> dict:

@@ -19,12 +19,14 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from batchjobs import arns
 from batchjobs.errors import (
     LimitExceededException,
     ResourceAlreadyExistsException,
     ResourceInUseException,
 )
 from batchjobs.processes import process_owner
+from batchjobs.queues import enqueue_on_commit
 
 
 class Status(models.TextChoices):
@@ -77,6 +79,40 @@ class StatusTransition(models.Model):
 
     def __str__(self):
         return f"{self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Named:
+    """A row the service names: shown by its name (NAME_FIELD), and given an ARN of type ARN_TYPE when first
+    saved, made from `arn_resource()` (the name unless a model says otherwise)."""
+
+    ARN_TYPE = ""
+    NAME_FIELD = "name"
+
+    def __str__(self):
+        return getattr(self, self.NAME_FIELD)
+
+    def arn_resource(self) -> str:
+        return getattr(self, self.NAME_FIELD)
+
+    def save(self, *args, **kwargs):
+        self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.arn_resource())
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def creating(cls, name: str):
+        """The transaction that creates a row named `name`, refused when another row has the name."""
+        taken = cls.objects.filter(**{cls.NAME_FIELD: name})
+        return _creating(lambda: _refuse_duplicate(taken, cls._meta.verbose_name, name))
+
+    @classmethod
+    def create_and_enqueue(cls, queue: str, task: str, quota: int, **fields):
+        """Refuse a taken name or a full quota of unfinished rows, save the row CREATE PENDING and enqueue
+        `task` for it once committed."""
+        with cls.creating(fields[cls.NAME_FIELD]):
+            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), quota)
+            row = cls.objects.create(**fields)
+            enqueue_on_commit(queue, task, row.pk, row.rq_job_id)
+        return row
 
 
 class AsyncResource(models.Model):

@@ -3,26 +3,24 @@
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
     ResourceInUseException,
 )
 from batchjobs.kinds import INFERENCE
-from batchjobs.models.base import AsyncResource, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.solutions import Solution, SolutionVersion
-from engine.recipes.catalog import (
-    HyperParameterError,
-    validate_exploration_config,
-)
 
 
-class Campaign(AsyncResource):
+class Campaign(Named, AsyncResource):
     """A solution version deployed for real-time recommendations (GetRecommendations, GetPersonalizedRanking).
 
     A campaign answers a request through the batch runner on the same model, seed and exploration settings
     as a batch job on its solution version, so a user gets the same list from either."""
+
+    ARN_TYPE = "campaign"
 
     # The service's quota per dataset group.
     MAX_PER_GROUP = 5
@@ -48,13 +46,6 @@ class Campaign(AsyncResource):
 
     class Meta:
         ordering = ["-created", "-pk"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("campaign", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def recipe(self):
@@ -101,18 +92,7 @@ class Campaign(AsyncResource):
                 )
         else:
             version = validation.lookup(versions, solution_version_arn, "solutionVersionArn")
-        if version.status != Status.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; a campaign needs an ACTIVE version.",
-                field="solutionVersionArn",
-            )
-        recipe = version.solution.recipe
-        if recipe.recipe_type not in cls.RECIPE_TYPES:
-            raise InvalidInputException(
-                f"The solution version {version.arn} uses {recipe.name} ({recipe.recipe_type}), which answers batch "
-                f"segment jobs only; a campaign needs a recipe of type {' or '.join(cls.RECIPE_TYPES)}.",
-                field="solutionVersionArn",
-            )
+        version.check_deployable("a campaign", cls.RECIPE_TYPES, why=", which answers batch segment jobs only")
         return version
 
     @classmethod
@@ -131,14 +111,9 @@ class Campaign(AsyncResource):
         out = {}
         exploration = config.get("itemExplorationConfig")
         if exploration:
-            for key, value in exploration.items():
-                try:
-                    validate_exploration_config(recipe, {key: value})
-                except HyperParameterError as exc:
-                    raise InvalidInputException(
-                        str(exc), field=f"campaignConfig.itemExplorationConfig.{key}"
-                    ) from None
-            out["itemExplorationConfig"] = {k: str(v) for k, v in exploration.items()}
+            out["itemExplorationConfig"] = validation.check_exploration(
+                recipe, exploration, "campaignConfig.itemExplorationConfig"
+            )
         for flag in ("enableMetadataWithRecommendations", "syncWithLatestSolutionVersion"):
             if config.get(flag) is not None:
                 out[flag] = bool(config[flag])
@@ -163,7 +138,7 @@ class Campaign(AsyncResource):
         config = cls._validated_config(campaign_config, version.solution.recipe)
         tags = validation.check_tags(tags)
         group = version.solution.dataset_group
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "campaign", name)):
+        with cls.creating(name):
             if cls.objects.filter(solution__dataset_group=group).count() >= cls.MAX_PER_GROUP:
                 raise LimitExceededException(
                     "Cannot create a campaign. More than 5 resources in ACTIVE state. Please delete some and try "

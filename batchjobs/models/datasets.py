@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     ResourceAlreadyExistsException,
@@ -17,19 +17,21 @@ from batchjobs.models.access import Role
 from batchjobs.models.base import (
     UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
     _creating,
     _delete_or_in_use,
     _refuse_duplicate,
-    _refuse_over_limit,
     _remove_tree,
 )
-from batchjobs.queues import TRAINING_QUEUE, enqueue_on_commit
+from batchjobs.queues import TRAINING_QUEUE
 from engine.datasets import REQUIRED_COLUMNS
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
-class DatasetGroup(AsyncResource):
+class DatasetGroup(Named, AsyncResource):
+    ARN_TYPE = "dataset-group"
+
     class Domain(models.TextChoices):
         CUSTOM = "", "Custom"
         ECOMMERCE = "ECOMMERCE", "E-commerce"
@@ -43,13 +45,6 @@ class DatasetGroup(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-group", self.name)
-        super().save(*args, **kwargs)
 
     def dataset(self, dataset_type: str):
         return self.datasets.filter(dataset_type=dataset_type).first()
@@ -65,7 +60,7 @@ class DatasetGroup(AsyncResource):
             validation.check_enum(domain, "domain", validation.model_enum("Domain"))
         role = validation.lookup(Role.objects, role_arn, "roleArn") if role_arn else None
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "dataset group", name)):
+        with cls.creating(name):
             group = cls.objects.create(name=name, domain=domain, role=role, kms_key_arn=kms_key_arn, tags=tags)
             group.activate_now()
         return group
@@ -85,8 +80,10 @@ class DatasetGroup(AsyncResource):
             _delete_or_in_use(self, "datasetGroupArn")
 
 
-class Schema(models.Model):
+class Schema(Named, models.Model):  # noqa: DJ008 - Named gives it __str__
     """An Avro record schema, stored as the JSON text the API takes."""
+
+    ARN_TYPE = "schema"
 
     # The Avro types a Personalize schema field may have, alone or in a union list such as ["null", "string"].
     FIELD_TYPES = ("null", "boolean", "int", "long", "float", "double", "string")
@@ -101,13 +98,6 @@ class Schema(models.Model):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("schema", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def fields(self) -> list[dict]:
@@ -124,7 +114,7 @@ class Schema(models.Model):
         if domain:
             validation.check_enum(domain, "domain", validation.model_enum("Domain"))
         cls.parse_fields(schema)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "schema", name)):
+        with cls.creating(name):
             row = cls.objects.create(name=name, schema=schema, domain=domain)
         return row
 
@@ -180,7 +170,9 @@ class Schema(models.Model):
             _delete_or_in_use(self, "schemaArn")
 
 
-class Dataset(AsyncResource):
+class Dataset(Named, AsyncResource):
+    ARN_TYPE = "dataset"
+
     class Type(models.TextChoices):
         INTERACTIONS = "INTERACTIONS", "Item interactions"
         ITEMS = "ITEMS", "Items"
@@ -204,15 +196,8 @@ class Dataset(AsyncResource):
             models.UniqueConstraint(fields=["dataset_group", "name"], name="dataset_name_in_group"),
         ]
 
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(
-            "dataset", f"{self.dataset_group.name}/{self.dataset_type}"
-        )
-        super().save(*args, **kwargs)
-
+    def arn_resource(self) -> str:
+        return f"{self.dataset_group.name}/{self.dataset_type}"
 
     @classmethod
     def create_validated(
@@ -305,7 +290,10 @@ class Dataset(AsyncResource):
                 transaction.on_commit(lambda: _remove_tree(data_dir))
 
 
-class DatasetImportJob(AsyncResource):
+class DatasetImportJob(Named, AsyncResource):
+    ARN_TYPE = "dataset-import-job"
+    NAME_FIELD = "job_name"
+
     class ImportMode(models.TextChoices):
         FULL = "FULL", "Replace existing data"
         INCREMENTAL = "INCREMENTAL", "Append to current dataset"
@@ -320,13 +308,6 @@ class DatasetImportJob(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.job_name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-import-job", self.job_name)
-        super().save(*args, **kwargs)
 
     @classmethod
     def create_validated(
@@ -362,24 +343,24 @@ class DatasetImportJob(AsyncResource):
                 field="roleArn",
             )
         tags = validation.check_tags(tags)
-        with _creating(
-            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset import job", job_name)
-        ):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
-            job = cls.objects.create(
-                job_name=job_name,
-                dataset=dataset,
-                data_location=data_location,
-                role=role,
-                import_mode=import_mode,
-                tags=tags,
-            )
-            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.import_dataset", job.pk, job.rq_job_id)
-        return job
+        return cls.create_and_enqueue(
+            TRAINING_QUEUE,
+            "batchjobs.tasks.import_dataset",
+            5,
+            job_name=job_name,
+            dataset=dataset,
+            data_location=data_location,
+            role=role,
+            import_mode=import_mode,
+            tags=tags,
+        )
 
 
-class DatasetExportJob(AsyncResource):
+class DatasetExportJob(Named, AsyncResource):
     """CreateDatasetExportJob: a dataset's records written as CSV under an S3 path, through a role."""
+
+    ARN_TYPE = "dataset-export-job"
+    NAME_FIELD = "job_name"
 
     class IngestionMode(models.TextChoices):
         BULK = "BULK", "Data imported in bulk (dataset import jobs)"
@@ -398,13 +379,6 @@ class DatasetExportJob(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.job_name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("dataset-export-job", self.job_name)
-        super().save(*args, **kwargs)
 
     @property
     def output_uri(self) -> str:
@@ -437,18 +411,15 @@ class DatasetExportJob(AsyncResource):
         if kms_key_arn:
             validation.check_kms_key(kms_key_arn, "jobOutput.s3DataDestination.kmsKeyArn")
         tags = validation.check_tags(tags)
-        with _creating(
-            lambda: _refuse_duplicate(cls.objects.filter(job_name=job_name), "dataset export job", job_name)
-        ):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), 5)
-            job = cls.objects.create(
-                job_name=job_name,
-                dataset=dataset,
-                ingestion_mode=ingestion_mode,
-                role=role,
-                output_path=output_path,
-                output_kms_key_arn=kms_key_arn,
-                tags=tags,
-            )
-            enqueue_on_commit(TRAINING_QUEUE, "batchjobs.tasks.export_dataset", job.pk, job.rq_job_id)
-        return job
+        return cls.create_and_enqueue(
+            TRAINING_QUEUE,
+            "batchjobs.tasks.export_dataset",
+            5,
+            job_name=job_name,
+            dataset=dataset,
+            ingestion_mode=ingestion_mode,
+            role=role,
+            output_path=output_path,
+            output_kms_key_arn=kms_key_arn,
+            tags=tags,
+        )

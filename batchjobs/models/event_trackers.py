@@ -15,15 +15,17 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import ResourceAlreadyExistsException, ResourceInUseException
-from batchjobs.models.base import AsyncResource, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.datasets import DatasetGroup
 from batchjobs.models.solutions import SolutionVersion
 from engine.datasets import Interactions
 
 
-class EventTracker(AsyncResource):
+class EventTracker(Named, AsyncResource):
+    ARN_TYPE = "event-tracker"
+
     # The service's rule: one event tracker per dataset group.
     MAX_PER_GROUP = 1
 
@@ -36,11 +38,10 @@ class EventTracker(AsyncResource):
     class Meta:
         ordering = ["-created", "-pk"]
 
-    def __str__(self):
-        return self.name
+    def arn_resource(self) -> str:
+        return secrets.token_hex(4)
 
     def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("event-tracker", secrets.token_hex(4))
         self.tracking_id = self.tracking_id or str(uuid.uuid4())
         super().save(*args, **kwargs)
 
@@ -58,7 +59,7 @@ class EventTracker(AsyncResource):
         if group.status != Status.ACTIVE:
             raise ResourceInUseException(f"The dataset group {group.arn} is {group.status}.", field="datasetGroupArn")
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "event tracker", name)):
+        with cls.creating(name):
             existing = cls.objects.filter(dataset_group=group).first()
             if existing is not None:
                 raise ResourceAlreadyExistsException(

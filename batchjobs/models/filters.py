@@ -4,18 +4,20 @@ from functools import cached_property
 
 from django.db import models
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
 )
-from batchjobs.models.base import AsyncResource, Status, _creating, _refuse_duplicate
+from batchjobs.models.base import AsyncResource, Named, Status
 from batchjobs.models.datasets import DatasetGroup
 from engine.filters import FilterSyntaxError, FilterValidationError, parse_filter, validate_filter
 
 
-class Filter(AsyncResource):
+class Filter(Named, AsyncResource):
     """A filter expression over a dataset group's data, validated against its schemas when created."""
+
+    ARN_TYPE = "filter"
 
     # The service's quotas: filters per dataset group, and distinct dataset fields across them.
     MAX_PER_GROUP = 30
@@ -29,13 +31,6 @@ class Filter(AsyncResource):
 
     class Meta:
         ordering = ["-created", "-pk"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("filter", self.name)
-        super().save(*args, **kwargs)
 
     @cached_property
     def parsed(self):
@@ -59,7 +54,7 @@ class Filter(AsyncResource):
         except FilterSyntaxError as exc:
             raise InvalidInputException(str(exc), field="filterExpression") from None
         tags = validation.check_tags(tags)
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "filter", name)):
+        with cls.creating(name):
             others = list(group.filters.exclude(status=Status.CREATE_FAILED))
             if len(others) >= cls.MAX_PER_GROUP:
                 raise LimitExceededException(

@@ -3,27 +3,23 @@
 from django.conf import settings
 from django.db import models
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import InvalidInputException, ResourceInUseException
 from batchjobs.kinds import JobKind, kind_of
 from batchjobs.models.access import Role
 from batchjobs.models.base import (
     OUTPUT_SUFFIX,
-    UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
-    _creating,
-    _refuse_duplicate,
-    _refuse_over_limit,
 )
 from batchjobs.models.filters import Filter
 from batchjobs.models.solutions import SolutionVersion, exploration_seed
-from batchjobs.queues import BATCH_QUEUE, enqueue_on_commit
-from engine.recipes.catalog import HyperParameterError, validate_exploration_config
+from batchjobs.queues import BATCH_QUEUE
 from engine.storage import InvalidS3Path, parse_s3_uri
 
 
-class BatchJob(AsyncResource):
+class BatchJob(Named, AsyncResource):
     """What batch inference jobs and batch segment jobs share: a solution version read from S3 paths by a
     role, a filter, and per-file progress. What differs between the kinds is in batchjobs.kinds."""
 
@@ -54,17 +50,13 @@ class BatchJob(AsyncResource):
     # these files (their published outputs are complete and deterministic) and counts on from them.
     file_results = models.JSONField(default=list, blank=True)
 
-    ARN_TYPE = ""
+    NAME_FIELD = "job_name"
 
     class Meta:
         abstract = True
         ordering = ["-created", "-pk"]
 
-    def __str__(self):
-        return self.job_name
-
     def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(self.ARN_TYPE, self.job_name)
         if self.solution_version_id and not self.solution_version_arn:
             self.solution_version_arn = self.solution_version.arn
         super().save(*args, **kwargs)
@@ -128,18 +120,7 @@ class BatchJob(AsyncResource):
             SolutionVersion.objects.select_related("solution"), solution_version_arn, "solutionVersionArn"
         )
         role = validation.lookup(Role.objects, role_arn, "roleArn")
-        if version.status != Status.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; a batch job needs an ACTIVE version.",
-                field="solutionVersionArn",
-            )
-        recipe = version.solution.recipe
-        if recipe.recipe_type not in kind.recipe_types:
-            raise InvalidInputException(
-                f"The solution version {version.arn} uses {recipe.name} ({recipe.recipe_type}); "
-                f"a {cls._meta.verbose_name} needs a recipe of type {' or '.join(kind.recipe_types)}.",
-                field="solutionVersionArn",
-            )
+        version.check_deployable("a batch job", kind.recipe_types, recipe_user=f"a {cls._meta.verbose_name}")
         if filter_arn:
             found = validation.lookup(Filter.objects.select_related("dataset_group"), filter_arn, "filterArn")
             if found.status != Status.ACTIVE:
@@ -201,12 +182,8 @@ class BatchJob(AsyncResource):
     @classmethod
     def _save_and_enqueue(cls, **fields):
         """Refuse a taken name or a full quota, save the job CREATE PENDING and enqueue it once committed."""
-        name, kind = fields["job_name"], cls.kind()
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(job_name=name), cls._meta.verbose_name, name)):
-            _refuse_over_limit(cls.objects.filter(status__in=UNFINISHED_STATUSES), kind.quota)
-            job = cls.objects.create(**fields)
-            enqueue_on_commit(BATCH_QUEUE, kind.task, job.pk, job.rq_job_id)
-        return job
+        kind = cls.kind()
+        return cls.create_and_enqueue(BATCH_QUEUE, kind.task, kind.quota, **fields)
 
     def error_summary(self) -> list[dict]:
         """Failed lines by kind of error, most frequent first, each with its first examples:
@@ -324,11 +301,5 @@ def _validated_job_config(config: dict, recipe) -> dict:
         raise InvalidInputException(
             "itemExplorationConfig must be a map of strings.", field="batchInferenceJobConfig"
         )
-    for key, value in exploration.items():
-        try:
-            validate_exploration_config(recipe, {key: value})
-        except HyperParameterError as exc:
-            raise InvalidInputException(
-                str(exc), field=f"batchInferenceJobConfig.itemExplorationConfig.{key}"
-            ) from None
-    return {"itemExplorationConfig": {k: str(v) for k, v in exploration.items()}} if exploration else {}
+    checked = validation.check_exploration(recipe, exploration, "batchInferenceJobConfig.itemExplorationConfig")
+    return {"itemExplorationConfig": checked} if exploration else {}

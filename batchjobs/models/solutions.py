@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import models, transaction
 from django.utils import timezone
 
-from batchjobs import arns, validation
+from batchjobs import validation
 from batchjobs.errors import (
     InvalidInputException,
     LimitExceededException,
@@ -21,10 +21,9 @@ from batchjobs.kinds import KINDS
 from batchjobs.models.base import (
     UNFINISHED_STATUSES,
     AsyncResource,
+    Named,
     Status,
-    _creating,
     _delete_or_in_use,
-    _refuse_duplicate,
     _refuse_over_limit,
 )
 from batchjobs.models.datasets import Dataset, DatasetGroup, DatasetImportJob
@@ -40,7 +39,9 @@ from engine.recipes.catalog import (
 log = logging.getLogger(__name__)
 
 
-class Solution(AsyncResource):
+class Solution(Named, AsyncResource):
+    ARN_TYPE = "solution"
+
     # The service's automatic training: every 7 days unless autoTrainingConfig says otherwise, the first one
     # within the hour after the solution becomes ACTIVE.
     DEFAULT_TRAINING_SCHEDULE = "rate(7 days)"
@@ -74,13 +75,6 @@ class Solution(AsyncResource):
 
     class Meta:
         ordering = ["-created"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn("solution", self.name)
-        super().save(*args, **kwargs)
 
     @property
     def recipe(self):
@@ -131,7 +125,7 @@ class Solution(AsyncResource):
         tags = validation.check_tags(tags)
         now = timezone.now()
         first_training = now + cls.FIRST_AUTOMATIC_TRAINING_AFTER if perform_auto_training else None
-        with _creating(lambda: _refuse_duplicate(cls.objects.filter(name=name), "solution", name)):
+        with cls.creating(name):
             solution = cls.objects.create(
                 name=name,
                 dataset_group=group,
@@ -372,7 +366,9 @@ def _solution_version_suffix() -> str:
     return secrets.token_hex(4)
 
 
-class SolutionVersion(AsyncResource):
+class SolutionVersion(Named, AsyncResource):
+    ARN_TYPE = "solution"
+
     class TrainingMode(models.TextChoices):
         FULL = "FULL", "Full"
         UPDATE = "UPDATE", "Update"
@@ -403,11 +399,24 @@ class SolutionVersion(AsyncResource):
     def __str__(self):
         return self.arn.rsplit("/", 1)[-1]
 
-    def save(self, *args, **kwargs):
-        self.arn = self.arn or arns.personalize_arn(
-            "solution", f"{self.solution.name}/{_solution_version_suffix()}"
-        )
-        super().save(*args, **kwargs)
+    def arn_resource(self) -> str:
+        return f"{self.solution.name}/{_solution_version_suffix()}"
+
+    def check_deployable(self, user: str, recipe_types: tuple[str, ...], recipe_user: str = "", why: str = "") -> None:
+        """Refuse this version to `user` ("a campaign") unless it is ACTIVE and its recipe is of one of
+        `recipe_types`; the recipe's refusal names `recipe_user` when given, and says `why` after the recipe."""
+        if self.status != Status.ACTIVE:
+            raise ResourceInUseException(
+                f"The solution version {self.arn} is {self.status}; {user} needs an ACTIVE version.",
+                field="solutionVersionArn",
+            )
+        recipe = self.solution.recipe
+        if recipe.recipe_type not in recipe_types:
+            raise InvalidInputException(
+                f"The solution version {self.arn} uses {recipe.name} ({recipe.recipe_type}){why}; "
+                f"{recipe_user or user} needs a recipe of type {' or '.join(recipe_types)}.",
+                field="solutionVersionArn",
+            )
 
     @property
     def version_id(self) -> str:

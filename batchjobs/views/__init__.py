@@ -6,16 +6,7 @@ module named for what it does: batchjobs.paging, .progress, .outputs, .cli_snipp
 .permissions.
 """
 
-from batchjobs.views.batch_jobs import (
-    job_create,
-    job_detail,
-    job_download,
-    job_failed_download,
-    job_list,
-    job_list_status,
-    job_rerun_failed,
-    job_status,
-)
+from batchjobs.views.batch_jobs import job_create, job_failed_download, job_rerun_failed
 from batchjobs.views.campaigns import campaign_create, campaign_detail, campaign_list
 from batchjobs.views.credentials import access_key_create, access_key_revoke, credentials
 from batchjobs.views.dataset_groups import dataset_group_create, dataset_group_list, dataset_group_overview
@@ -28,14 +19,7 @@ from batchjobs.views.event_trackers import (
 )
 from batchjobs.views.filters import filter_create, filter_detail, filter_list
 from batchjobs.views.roles import role_create, role_detail, role_list
-from batchjobs.views.segment_jobs import (
-    segment_job_create,
-    segment_job_detail,
-    segment_job_download,
-    segment_job_list,
-    segment_job_list_status,
-    segment_job_status,
-)
+from batchjobs.views.segment_jobs import segment_job_create
 from batchjobs.views.solutions import (
     recipes,
     solution_create,
@@ -69,23 +53,13 @@ __all__ = [
     "import_job_detail",
     "import_job_status",
     "job_create",
-    "job_detail",
-    "job_download",
     "job_failed_download",
-    "job_list",
-    "job_list_status",
     "job_rerun_failed",
-    "job_status",
     "recipes",
     "role_create",
     "role_detail",
     "role_list",
     "segment_job_create",
-    "segment_job_detail",
-    "segment_job_download",
-    "segment_job_list",
-    "segment_job_list_status",
-    "segment_job_status",
     "solution_create",
     "solution_detail",
     "solution_version_create",

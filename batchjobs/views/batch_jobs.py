@@ -1,16 +1,14 @@
-"""Batch inference jobs: the shared job pages (views/jobs.py) for this kind, plus what only it has:
-clone, the failed lines' download and their rerun."""
+"""Batch inference jobs: the create page, with what only this kind has: clone, the failed lines' download
+and their rerun. The other pages are the shared ones (views/jobs.py, kind_views)."""
 
 import time
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batchjobs.errors import RoleDenied
 from batchjobs.kinds import INFERENCE
@@ -24,7 +22,7 @@ from batchjobs.outputs import (
     write_inputs,
 )
 from batchjobs.paging import parse_pk
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.storage import role_storage
 from batchjobs.views import jobs
 from batchjobs.views.common import get_group_for_user, get_job_for_user
@@ -36,18 +34,6 @@ EXPLORATION_CLI = [
     {"path": "batchInferenceJobConfig.itemExplorationConfig.explorationItemAgeCutOff",
      "field": "exploration_item_age_cut_off", "if_visible": "exploration-config"},
 ]
-
-
-@login_required
-@require_GET
-def job_list(request: HttpRequest, group_pk: int) -> HttpResponse:
-    return jobs.list_page(request, INFERENCE, group_pk)
-
-
-@login_required
-@require_GET
-def job_list_status(request: HttpRequest, group_pk: int) -> HttpResponse:
-    return jobs.list_status(request, INFERENCE, group_pk)
 
 
 def _next_name(base: str, suffix: str) -> str:
@@ -75,9 +61,7 @@ def _prefill_from(job: BatchInferenceJob, suffix: str, input_path: str = "") -> 
     }
 
 
-@login_required
-@write_required("create a batch inference job")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a batch inference job")
 def job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     initial = None
@@ -99,28 +83,7 @@ def job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@require_GET
-def job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
-    return jobs.detail_page(request, INFERENCE, group_pk, pk)
-
-
-@login_required
-@require_GET
-def job_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
-    return jobs.status(request, INFERENCE, group_pk, pk)
-
-
-@login_required
-@write_required("download the outputs of batch inference jobs")
-@require_GET
-def job_download(request: HttpRequest, group_pk: int, pk: int, index: int) -> FileResponse:
-    return jobs.download(request, INFERENCE, group_pk, pk, index)
-
-
-@login_required
-@write_required("download the failed lines of batch inference jobs")
-@require_GET
+@console_page("GET", write="download the failed lines of batch inference jobs")
 def job_failed_download(request: HttpRequest, group_pk: int, pk: int) -> StreamingHttpResponse:
     job = get_job_for_user(request, get_group_for_user(request, group_pk), pk)
     uris = failed_outputs(job)
@@ -137,9 +100,7 @@ def job_failed_download(request: HttpRequest, group_pk: int, pk: int) -> Streami
     return response
 
 
-@login_required
-@write_required("re-run the failed lines of batch inference jobs")
-@require_POST
+@console_page("POST", write="re-run the failed lines of batch inference jobs")
 def job_rerun_failed(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     job = get_job_for_user(request, group, pk)

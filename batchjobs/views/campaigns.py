@@ -10,15 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
 
 from batchjobs import runtime
 from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
 from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
-from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
+from batchjobs.views import pages
 from batchjobs.views.common import crumbs, get_group_for_user, history
 from engine.serving import ServingUnavailable
 
@@ -67,11 +65,9 @@ def _get_campaign(group, pk) -> Campaign:
 @login_required
 def campaign_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, _campaigns_of(group), "name")
-    return render(request, "batchjobs/campaigns.html", {
-        "group": group, "campaigns": page, "page": page, "sorting": sorting,
-        "breadcrumbs": crumbs(group, ("Campaigns", None)),
-    })
+    return pages.group_list(
+        request, group, "batchjobs/campaigns.html", "Campaigns", _campaigns_of(group), "campaigns", "name"
+    )
 
 
 def _create_params(data) -> dict:
@@ -92,9 +88,7 @@ def _create_params(data) -> dict:
     return params
 
 
-@login_required
-@write_required("create a campaign")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a campaign")
 def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     versions = (
@@ -103,31 +97,29 @@ def campaign_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
     versions = [v for v in versions if v.solution.recipe.recipe_type in Campaign.RECIPE_TYPES]
     form = CampaignForm(request.POST or None, versions=versions)
-    if request.method == "POST" and form.is_valid():
-        params = _create_params(form.cleaned_data)
+
+    def create(data: dict) -> Campaign:
+        params = _create_params(data)
         version = next((v for v in versions if v.arn == params["solutionVersionArn"]), None)
         explores = version is not None and any(h.scope == "inference" for h in version.solution.recipe.hyperparameters)
         if not explores:
             params.get("campaignConfig", {}).pop("itemExplorationConfig", None)
-        try:
-            row = Campaign.create_validated(
-                params["name"], params["solutionVersionArn"], min_provisioned_tps=params["minProvisionedTPS"],
-                campaign_config=params.get("campaignConfig"),
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"Campaign {row.name} created.")
-            return redirect("batchjobs:campaign_detail", group.pk, row.pk)
+        return Campaign.create_validated(
+            params["name"], params["solutionVersionArn"], min_provisioned_tps=params["minProvisionedTPS"],
+            campaign_config=params.get("campaignConfig"),
+        )
+
+    row = pages.create_from_form(request, form, create)
+    if row is not None:
+        messages.success(request, f"Campaign {row.name} created.")
+        return redirect("batchjobs:campaign_detail", group.pk, row.pk)
     params = _create_params(form.cleaned_data) if form.is_bound and form.is_valid() else {
         "name": "my-campaign", "solutionVersionArn": versions[0].arn if versions else "...", "minProvisionedTPS": 1,
     }
-    return render(request, "batchjobs/campaign_create.html", {
-        "group": group, "form": form, "has_versions": bool(versions),
-        "cli": static_cli(request, "create-campaign", params),
-        "breadcrumbs": crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
-                               ("Create campaign", None)),
-    })
+    return pages.group_form(
+        request, group, "batchjobs/campaign_create.html", form, static_cli(request, "create-campaign", params),
+        ("Campaigns", "campaign_list"), "Create campaign", has_versions=bool(versions),
+    )
 
 
 def _filter_values(text: str) -> dict:

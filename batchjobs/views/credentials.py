@@ -1,18 +1,16 @@
 """Security credentials: each user's own access keys for the API."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
 
 from batchjobs.models import AccessKey
+from batchjobs.permissions import console_page
 from batchjobs.views.common import get_access_key_for_user
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def credentials(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -24,8 +22,7 @@ def credentials(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
+@console_page("POST")
 def access_key_create(request: HttpRequest) -> HttpResponse:
     key = AccessKey.issue(request.user)
     # The one response that carries the secret: rendered, never stored in the session, never logged.
@@ -44,8 +41,7 @@ def access_key_create(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@login_required
-@require_POST
+@console_page("POST")
 def access_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_access_key_for_user(request, pk)
     if key.is_active:

@@ -1,25 +1,22 @@
 """Dataset groups: the list, creation and each group's overview."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
 
 from batchjobs import charts
 from batchjobs.cli_snippets import cli_context
 from batchjobs.dataset_files import interaction_series
-from batchjobs.errors import ServiceError
-from batchjobs.forms import DatasetGroupForm, show_service_error
+from batchjobs.forms import DatasetGroupForm
 from batchjobs.models import BatchInferenceJob, Dataset, DatasetGroup, Status
 from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
+from batchjobs.views import pages
 from batchjobs.views.common import crumbs, get_group_for_user
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def dataset_group_list(request: HttpRequest) -> HttpResponse:
     page, sorting = sorted_page(request, DatasetGroup.objects.all(), "name")
     return render(
@@ -35,19 +32,15 @@ DATASET_GROUP_CLI = [
 ]
 
 
-@login_required
-@write_required("create a dataset group")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a dataset group")
 def dataset_group_create(request: HttpRequest) -> HttpResponse:
     form = DatasetGroupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            group = DatasetGroup.create_validated(form.cleaned_data["name"], form.cleaned_data["domain"])
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"Dataset group {group.name} created.")
-            return redirect("batchjobs:dataset_group_overview", group.pk)
+    group = pages.create_from_form(
+        request, form, lambda data: DatasetGroup.create_validated(data["name"], data["domain"])
+    )
+    if group is not None:
+        messages.success(request, f"Dataset group {group.name} created.")
+        return redirect("batchjobs:dataset_group_overview", group.pk)
     return render(
         request,
         "batchjobs/dataset_group_create.html",
@@ -79,8 +72,7 @@ def group_charts(interactions: Dataset | None) -> dict:
     }
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def dataset_group_overview(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     datasets = list(group.datasets.select_related("schema"))

@@ -1,21 +1,19 @@
 """Datasets, their schemas, and the import jobs that load data into them."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
 
 from batchjobs import arns
 from batchjobs.cli_snippets import arn_map, cli_context
 from batchjobs.errors import ServiceError
 from batchjobs.forms import DatasetForm, DatasetImportJobForm, show_service_error, standard_schema_json
 from batchjobs.models import Dataset, DatasetImportJob, Role, Schema
-from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
+from batchjobs.views import pages
 from batchjobs.views.common import (
     crumbs,
     get_group_for_user,
@@ -26,32 +24,22 @@ from batchjobs.views.common import (
 )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def datasets(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(
+    return pages.group_list(
         request,
-        DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
-        "job_name",
-    )
-    return render(
-        request,
+        group,
         "batchjobs/datasets.html",
-        {
-            "group": group,
-            "datasets": group.datasets.select_related("schema"),
-            "import_jobs": page,
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Datasets", None)),
-        },
+        "Datasets",
+        DatasetImportJob.objects.filter(dataset__dataset_group=group).select_related("dataset"),
+        "import_jobs",
+        "job_name",
+        datasets=group.datasets.select_related("schema"),
     )
 
 
-@login_required
-@write_required("create a dataset")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a dataset")
 def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = DatasetForm(request.POST or None)
@@ -80,41 +68,35 @@ def dataset_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         {"path": "schemaArn", "field": "schema_name", "prefix": arns.personalize_arn("schema", ""),
          "if": ["schema_mode", "new"]},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/dataset_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-dataset", spec),
-            "standard_schemas": {t: standard_schema_json(t) for t in Dataset.Type.values},
-            "breadcrumbs": crumbs(
-                group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Create dataset", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-dataset", spec),
+        ("Datasets", "datasets"),
+        "Create dataset",
+        standard_schemas={t: standard_schema_json(t) for t in Dataset.Type.values},
     )
 
 
-@login_required
-@write_required("import data")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="import data")
 def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = DatasetImportJobForm(request.POST or None, group=group)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            job = DatasetImportJob.create_validated(
-                data["job_name"],
-                data["dataset"].arn,
-                data["data_location"],
-                role_arn=data["role"].arn if data["role"] else "",
-                import_mode=data["import_mode"],
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            return redirect("batchjobs:import_job_detail", group.pk, job.pk)
+    job = pages.create_from_form(
+        request,
+        form,
+        lambda data: DatasetImportJob.create_validated(
+            data["job_name"],
+            data["dataset"].arn,
+            data["data_location"],
+            role_arn=data["role"].arn if data["role"] else "",
+            import_mode=data["import_mode"],
+        ),
+    )
+    if job is not None:
+        return redirect("batchjobs:import_job_detail", group.pk, job.pk)
     spec = [
         {"path": "jobName", "field": "job_name"},
         {"path": "datasetArn", "field": "dataset", "map": arn_map(group.datasets.all())},
@@ -123,22 +105,18 @@ def import_job_create(request: HttpRequest, group_pk: int) -> HttpResponse:
          "map": {"": group.role.arn if group.role else "", **arn_map(Role.objects.all())}},
         {"path": "importMode", "field": "import_mode"},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/import_job_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-dataset-import-job", spec),
-            "breadcrumbs": crumbs(
-                group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), ("Import data", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-dataset-import-job", spec),
+        ("Datasets", "datasets"),
+        "Import data",
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def import_job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     job = get_import_job_for_user(request, group, pk)
@@ -160,8 +138,7 @@ def import_job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespo
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def import_job_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     job = get_import_job_for_user(request, get_group_for_user(request, group_pk), pk)
     transitions = history(job)

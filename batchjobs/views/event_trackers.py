@@ -5,18 +5,15 @@ import json
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batchjobs.cli_snippets import static_cli
 from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
-from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
+from batchjobs.views import pages
 from batchjobs.views.common import crumbs, get_group_for_user, history
 
 RECENT_EVENTS = 20
@@ -33,38 +30,31 @@ def _list_crumb(group):
     return ("Event trackers", reverse("batchjobs:event_tracker_list", args=[group.pk]))
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def event_tracker_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, EventTracker.objects.filter(dataset_group=group), "name")
-    return render(request, "batchjobs/event_trackers.html", {
-        "group": group, "trackers": page, "page": page, "sorting": sorting,
-        "event_count": TrackedEvent.objects.filter(dataset_group=group).count(),
-        "breadcrumbs": crumbs(group, ("Event trackers", None)),
-    })
+    return pages.group_list(
+        request, group, "batchjobs/event_trackers.html", "Event trackers",
+        EventTracker.objects.filter(dataset_group=group), "trackers", "name",
+        event_count=TrackedEvent.objects.filter(dataset_group=group).count(),
+    )
 
 
-@login_required
-@write_required("create an event tracker")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create an event tracker")
 def event_tracker_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = EventTrackerForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            row = EventTracker.create_validated(form.cleaned_data["name"], group.arn)
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"Event tracker {row.name} created. Its tracking ID is {row.tracking_id}.")
-            return redirect("batchjobs:event_tracker_detail", group.pk, row.pk)
+    row = pages.create_from_form(request, form, lambda data: EventTracker.create_validated(data["name"], group.arn))
+    if row is not None:
+        messages.success(request, f"Event tracker {row.name} created. Its tracking ID is {row.tracking_id}.")
+        return redirect("batchjobs:event_tracker_detail", group.pk, row.pk)
     name = form.cleaned_data["name"] if form.is_bound and form.is_valid() else "my-tracker"
-    return render(request, "batchjobs/event_tracker_create.html", {
-        "group": group, "form": form, "existing": EventTracker.objects.filter(dataset_group=group).first(),
-        "cli": static_cli(request, "create-event-tracker", {"name": name, "datasetGroupArn": group.arn}),
-        "breadcrumbs": crumbs(group, _list_crumb(group), ("Create event tracker", None)),
-    })
+    return pages.group_form(
+        request, group, "batchjobs/event_tracker_create.html", form,
+        static_cli(request, "create-event-tracker", {"name": name, "datasetGroupArn": group.arn}),
+        ("Event trackers", "event_tracker_list"), "Create event tracker",
+        existing=EventTracker.objects.filter(dataset_group=group).first(),
+    )
 
 
 def _put_events_snippets(request, tracker: EventTracker) -> dict:
@@ -84,8 +74,7 @@ def _put_events_snippets(request, tracker: EventTracker) -> dict:
     return {"cli": cli, "boto3": code, "spec": None}
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def event_tracker_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     tracker = get_object_or_404(EventTracker, pk=pk, dataset_group=group)
@@ -98,9 +87,7 @@ def event_tracker_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRe
     })
 
 
-@login_required
-@write_required("delete an event tracker")
-@require_POST
+@console_page("POST", write="delete an event tracker")
 def event_tracker_delete(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     tracker = get_object_or_404(EventTracker, pk=pk, dataset_group=group)

@@ -1,79 +1,55 @@
 """Filters: the list, creation, and each filter with the jobs that used it."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
 
 from batchjobs.cli_snippets import cli_context
-from batchjobs.errors import ServiceError
-from batchjobs.forms import FILTER_EXAMPLES, FilterForm, show_service_error
+from batchjobs.forms import FILTER_EXAMPLES, FilterForm
 from batchjobs.models import BatchInferenceJob, BatchSegmentJob, Filter, Status
-from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
+from batchjobs.views import pages
 from batchjobs.views.common import crumbs, get_filter_for_user, get_group_for_user, history
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def filter_list(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, group.filters.all(), "name")
-    return render(
-        request,
-        "batchjobs/filters.html",
-        {
-            "group": group,
-            "filters": page,
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Filters", None)),
-        },
-    )
+    return pages.group_list(request, group, "batchjobs/filters.html", "Filters", group.filters.all(), "filters", "name")
 
 
-@login_required
-@write_required("create a filter")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a filter")
 def filter_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = FilterForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            row = Filter.create_validated(data["name"], group.arn, data["filter_expression"])
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
+    row = pages.create_from_form(
+        request, form, lambda data: Filter.create_validated(data["name"], group.arn, data["filter_expression"])
+    )
+    if row is not None:
+        if row.status == Status.ACTIVE:
+            messages.success(request, f"Filter {row.name} created.")
         else:
-            if row.status == Status.ACTIVE:
-                messages.success(request, f"Filter {row.name} created.")
-            else:
-                messages.error(request, f"Filter {row.name} was created but failed: {row.failure_reason}")
-            return redirect("batchjobs:filter_detail", group.pk, row.pk)
+            messages.error(request, f"Filter {row.name} was created but failed: {row.failure_reason}")
+        return redirect("batchjobs:filter_detail", group.pk, row.pk)
     spec = [
         {"path": "name", "field": "name"},
         {"path": "datasetGroupArn", "const": group.arn},
         {"path": "filterExpression", "field": "filter_expression"},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/filter_create.html",
-        {
-            "group": group,
-            "form": form,
-            "examples": FILTER_EXAMPLES,
-            "cli": cli_context(request, form, "create-filter", spec),
-            "breadcrumbs": crumbs(
-                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), ("Create filter", None)
-            ),
-        },
+        form,
+        cli_context(request, form, "create-filter", spec),
+        ("Filters", "filter_list"),
+        "Create filter",
+        examples=FILTER_EXAMPLES,
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def filter_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     row = get_filter_for_user(request, group, pk)

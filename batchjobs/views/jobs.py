@@ -1,5 +1,6 @@
 """The pages every kind of batch job has (batchjobs.kinds): list, create, detail, status and downloads.
-The per-kind views in batch_jobs.py and segment_jobs.py name a kind and call these."""
+`kind_views` makes a kind's views of those that need nothing but the kind; the create views, and what only
+inference jobs have, are in batch_jobs.py and segment_jobs.py."""
 
 from django.contrib import messages
 from django.db.models import Q
@@ -8,14 +9,13 @@ from django.shortcuts import redirect, render
 
 from batchjobs.cli_snippets import arn_map, cli_context
 from batchjobs.dataset_files import titles_for_group
-from batchjobs.errors import ServiceError
-from batchjobs.forms import show_service_error
 from batchjobs.kinds import JobKind
 from batchjobs.models import DatasetGroup, Role, Status
 from batchjobs.outputs import PREVIEW_FILES, failed_inputs_uri, output_download, preview
 from batchjobs.paging import parse_pk, sorted_page
-from batchjobs.permissions import can_write
+from batchjobs.permissions import can_write, console_page
 from batchjobs.progress import job_progress, last_started, started_times
+from batchjobs.views import pages
 from batchjobs.views.common import (
     crumbs,
     get_group_for_user,
@@ -115,25 +115,24 @@ def create_page(
     """Create the job the valid form describes and go to it, or show the form (again, with the service's
     errors inline). `create_kwargs(form)` gives what the kind's create_validated takes besides the shared
     members."""
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            job = kind.model.create_validated(
-                job_name=data["job_name"],
-                solution_version_arn=data["solution_version"].arn,
-                input_path=data["input_path"],
-                output_path=data["output_path"],
-                role_arn=data["role"].arn,
-                num_results=data["num_results"],
-                filter_arn=data["filter"].arn if data["filter"] else "",
-                created_by=request.user,
-                **(create_kwargs(form) if create_kwargs else {}),
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"{kind.title} {job.job_name} created.")
-            return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)
+
+    def create(data: dict):
+        return kind.model.create_validated(
+            job_name=data["job_name"],
+            solution_version_arn=data["solution_version"].arn,
+            input_path=data["input_path"],
+            output_path=data["output_path"],
+            role_arn=data["role"].arn,
+            num_results=data["num_results"],
+            filter_arn=data["filter"].arn if data["filter"] else "",
+            created_by=request.user,
+            **(create_kwargs(form) if create_kwargs else {}),
+        )
+
+    job = pages.create_from_form(request, form, create)
+    if job is not None:
+        messages.success(request, f"{kind.title} {job.job_name} created.")
+        return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)
     kind_context = kind.context(group)
     return render(
         request,
@@ -201,3 +200,32 @@ def status(request: HttpRequest, kind: JobKind, group_pk: int, pk: int) -> JsonR
 
 def download(request: HttpRequest, kind: JobKind, group_pk: int, pk: int, index: int) -> FileResponse:
     return output_download(get_job_for_user(request, get_group_for_user(request, group_pk), pk, kind.model), index)
+
+
+def kind_views(kind: JobKind) -> dict:
+    """`kind`'s list, list status, detail, status and download views, by the page name that ends their URL
+    names (batchjobs:<slug>_<page>)."""
+
+    def list_view(request: HttpRequest, group_pk: int) -> HttpResponse:
+        return list_page(request, kind, group_pk)
+
+    def list_status_view(request: HttpRequest, group_pk: int) -> JsonResponse:
+        return list_status(request, kind, group_pk)
+
+    def detail_view(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
+        return detail_page(request, kind, group_pk, pk)
+
+    def status_view(request: HttpRequest, group_pk: int, pk: int) -> JsonResponse:
+        return status(request, kind, group_pk, pk)
+
+    def download_view(request: HttpRequest, group_pk: int, pk: int, index: int) -> FileResponse:
+        return download(request, kind, group_pk, pk, index)
+
+    read = console_page("GET")
+    return {
+        "list": read(list_view),
+        "list_status": read(list_status_view),
+        "detail": read(detail_view),
+        "status": read(status_view),
+        "download": console_page("GET", write=f"download the outputs of {kind.plural.lower()}")(download_view),
+    }

@@ -3,20 +3,17 @@
 import json
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
 
 from batchjobs.forms import RoleForm
 from batchjobs.models import Role
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.views.common import get_role_for_user
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def role_list(request: HttpRequest) -> HttpResponse:
     roles = [
         (role, role.prefixes("s3:GetObject"), role.prefixes("s3:PutObject")) for role in Role.objects.all()
@@ -24,9 +21,7 @@ def role_list(request: HttpRequest) -> HttpResponse:
     return render(request, "batchjobs/role_list.html", {"roles": roles, "breadcrumbs": [("Roles", None)]})
 
 
-@login_required
-@write_required("create a role")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a role")
 def role_create(request: HttpRequest) -> HttpResponse:
     form = RoleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -41,8 +36,7 @@ def role_create(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def role_detail(request: HttpRequest, pk: int) -> HttpResponse:
     role = get_role_for_user(request, pk)
     return render(

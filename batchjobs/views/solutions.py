@@ -1,21 +1,20 @@
 """Solutions, the recipe catalogue, and solution versions (training runs)."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batchjobs import charts
 from batchjobs.cli_snippets import cli_context, static_cli
 from batchjobs.errors import ServiceError
-from batchjobs.forms import SolutionForm, show_service_error
+from batchjobs.forms import SolutionForm
 from batchjobs.models import Solution, SolutionVersion
 from batchjobs.paging import sorted_page
-from batchjobs.permissions import write_required
+from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
+from batchjobs.views import pages
 from batchjobs.views.common import (
     crumbs,
     get_group_for_user,
@@ -29,27 +28,23 @@ from batchjobs.views.common import (
 from engine.recipes.catalog import RECIPES
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    page, sorting = sorted_page(request, group.solutions.annotate(version_count=Count("versions")), "name")
-    return render(
+    return pages.group_list(
         request,
+        group,
         "batchjobs/solutions.html",
-        {
-            "group": group,
-            "tab": "solutions",
-            "solutions": [(s, recipe_or_none(s.recipe_arn)) for s in page],
-            "page": page,
-            "sorting": sorting,
-            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
-        },
+        "Solutions and recipes",
+        group.solutions.annotate(version_count=Count("versions")),
+        "solutions",
+        "name",
+        shown=lambda s: (s, recipe_or_none(s.recipe_arn)),
+        tab="solutions",
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def recipes(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     return render(
@@ -64,26 +59,23 @@ def recipes(request: HttpRequest, group_pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@write_required("create a solution")
-@require_http_methods(["GET", "POST"])
+@console_page("GET", "POST", write="create a solution")
 def solution_create(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     form = SolutionForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    def create(data: dict) -> Solution:
         hyperparameters = form.changed_hyperparameters()
         config = {"algorithmHyperParameters": hyperparameters} if hyperparameters else {}
-        try:
-            solution = Solution.create_validated(
-                data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config,
-                perform_auto_training=data["perform_auto_training"],
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc, form.API_FIELDS)
-        else:
-            messages.success(request, f"Solution {solution.name} created. Create a solution version to train it.")
-            return redirect("batchjobs:solution_detail", group.pk, solution.pk)
+        return Solution.create_validated(
+            data["name"], group.arn, data["recipe"], event_type=data["event_type"], solution_config=config,
+            perform_auto_training=data["perform_auto_training"],
+        )
+
+    solution = pages.create_from_form(request, form, create)
+    if solution is not None:
+        messages.success(request, f"Solution {solution.name} created. Create a solution version to train it.")
+        return redirect("batchjobs:solution_detail", group.pk, solution.pk)
     spec = [
         {"path": "name", "field": "name"},
         {"path": "datasetGroupArn", "const": group.arn},
@@ -91,24 +83,18 @@ def solution_create(request: HttpRequest, group_pk: int) -> HttpResponse:
         {"path": "eventType", "field": "event_type"},
         {"path": "performAutoTraining", "field": "perform_auto_training", "kind": "bool", "default": True},
     ]
-    return render(
+    return pages.group_form(
         request,
+        group,
         "batchjobs/solution_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, "create-solution", spec),
-            "breadcrumbs": crumbs(
-                group,
-                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
-                ("Create solution", None),
-            ),
-        },
+        form,
+        cli_context(request, form, "create-solution", spec),
+        ("Solutions and recipes", "solutions"),
+        "Create solution",
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def solution_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     solution = get_solution_for_user(request, group, pk)
@@ -133,9 +119,7 @@ def solution_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespons
     )
 
 
-@login_required
-@write_required("create a solution version")
-@require_POST
+@console_page("POST", write="create a solution version")
 def solution_version_create(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     solution = get_solution_for_user(request, group, pk)
@@ -148,8 +132,7 @@ def solution_version_create(request: HttpRequest, group_pk: int, pk: int) -> Htt
     return redirect("batchjobs:solution_version_detail", group.pk, version.pk)
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def solution_version_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
     version = get_version_for_user(request, group, pk)
@@ -189,8 +172,7 @@ def solution_version_detail(request: HttpRequest, group_pk: int, pk: int) -> Htt
     )
 
 
-@login_required
-@require_GET
+@console_page("GET")
 def solution_version_status(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     version = get_version_for_user(request, get_group_for_user(request, group_pk), pk)
     transitions = history(version)
