@@ -38,7 +38,7 @@ test: lint
 
 # The suites left out start real workers, kill processes or drive Chromium: minutes, not seconds. The rest runs
 # on every core (pytest-xdist); each worker has its own SQLite file and Redis. PYTEST_ARGS="-n 0" runs it serially.
-FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/browser -m "not e2e and not faults and not browser" -n auto
+FAST_PYTEST_ARGS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/browser -m "not e2e and not faults and not browser" -n auto --dist worksteal
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .
