@@ -53,6 +53,10 @@ class _Deployment:
     recipe: object
     metadata_enabled: bool
     version_arn: str
+    version_pk: int
+    #: The solution's eventType and eventValueThreshold: which recorded events count as new interactions.
+    event_type: str
+    event_value_threshold: str | None
     artifact: str
     checksum: str
     exploration: dict
@@ -97,7 +101,10 @@ def _deployment(params: dict) -> _Deployment:
     deployment = _Deployment(
         arn=campaign.arn, solution_arn=campaign.solution.arn, dataset_group_id=campaign.solution.dataset_group_id,
         recipe=recipe, metadata_enabled=campaign.metadata_enabled, version_arn=version.arn,
-        artifact=version.artifact, checksum=version.artifact_checksum,
+        version_pk=version.pk, event_type=campaign.solution.event_type,
+        event_value_threshold=(campaign.solution.solution_config or {}).get("eventValueThreshold"),
+        artifact=version.artifact,
+        checksum=version.artifact_checksum,
         exploration=validate_exploration_config(recipe, campaign.exploration_config),
     )
     with _DEPLOYMENTS_LOCK:
@@ -229,7 +236,10 @@ def resolve(operation: str, params: dict) -> tuple[dict, bool]:
         "filter": item_filter,
         "metadata": metadata,
     }
-    events = realtime_events(campaign.dataset_group_id, campaign.version_arn, recipe.input_kind, query)
+    events = realtime_events(
+        campaign.dataset_group_id, campaign.version_pk, recipe.input_kind, query,
+        event_type=campaign.event_type, event_value_threshold=campaign.event_value_threshold,
+    )
     if events:
         request["events"] = events
     return request, recipe.has_scores

@@ -162,18 +162,15 @@ def events_since_training(version_pk: int, dataset_group_id: int, user_id: str, 
 REALTIME_INPUT_KINDS = ("userId", "userId+itemList")
 
 
-def realtime_events(dataset_group_id: int, version_arn: str, input_kind: str, query: dict) -> list[str]:
-    """For a runtime call: the items of the user's events newer than the serving version's training, or []
-    (one query when the dataset group has no recorded events)."""
+def realtime_events(dataset_group_id: int, version_pk: int, input_kind: str, query: dict, *, event_type: str,
+                    event_value_threshold: str | None) -> list[str]:
+    """For a runtime call on the version ``version_pk``: the items of the user's events newer than its training
+    that its solution counts (``event_type``, ``event_value_threshold``), or [] (one query when the dataset group
+    has no recorded events)."""
     user_id = query.get("userId")
     if input_kind not in REALTIME_INPUT_KINDS or not user_id:
         return []
     if not TrackedEvent.objects.filter(dataset_group_id=dataset_group_id).exists():
         return []
-    row = SolutionVersion.objects.filter(arn=version_arn).values_list(
-        "pk", "solution__event_type", "solution__solution_config").first()
-    if row is None:
-        return []
-    pk, event_type, config = row
-    return events_since_training(pk, dataset_group_id, user_id, event_type=event_type,
-                                 event_value_threshold=(config or {}).get("eventValueThreshold"))
+    return events_since_training(version_pk, dataset_group_id, user_id, event_type=event_type,
+                                 event_value_threshold=event_value_threshold)
