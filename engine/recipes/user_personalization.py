@@ -240,9 +240,10 @@ class UserPersonalization(RecommenderModel):
         self.exclude_seen_ = bool(self.repeat_fraction_ < REPEAT_THRESHOLD)
         self.seen_indptr_ = counts.indptr.astype(np.int64)
         self.seen_indices_ = counts.indices.astype(np.int64)
+        # w and counts are built from the same (row, col) pairs and keep explicit zeros, so once sorted w's
+        # values line up with seen_indices_.
         w.sort_indices()
-        if np.array_equal(w.indptr, self.seen_indptr_) and np.array_equal(w.indices, self.seen_indices_):
-            self.seen_weights_ = w.data.astype(np.float32)
+        self.seen_weights_ = w.data.astype(np.float32)
         self._fit_sequence_part(rows, cols, ts, train, n_users, n_items)
         self.temperature_ = self._fit_temperature(counts, train_idx)
         self._complete_item_factors(items)
