@@ -35,7 +35,7 @@ cdef extern from "fused_top_k.h" nogil:
 
     int fk_run(const fk_job *job, int64_t row0, int64_t row1)
     const char *fk_variant()
-    int fk_baseline_only
+    int fk_variant_cap
 
 
 cdef extern from "als_cg.h" nogil:
@@ -54,16 +54,20 @@ cdef extern from "als_cg.h" nogil:
 PANEL_ITEMS = 16
 
 
+_VARIANTS = ("baseline", "avx2", "avx512")
+
+
 def variant():
-    """Which build of the kernels this CPU runs: ``"avx2"`` (AVX2 and FMA) or ``"baseline"``."""
+    """Which build of the kernels this CPU runs: ``"avx512"``, ``"avx2"`` (each with FMA) or ``"baseline"``."""
     return fk_variant().decode()
 
 
-def use_baseline(bint only):
-    """Run the baseline build even where the CPU has AVX2 (for tests of that build); returns the old setting."""
-    global fk_baseline_only
-    old = bool(fk_baseline_only)
-    fk_baseline_only = only
+def use_variant(str name):
+    """Run at most build ``name`` (``"avx512"``, ``"avx2"`` or ``"baseline"``) even where the CPU has a
+    better one, for tests of each build; returns the old cap."""
+    global fk_variant_cap
+    old = _VARIANTS[fk_variant_cap]
+    fk_variant_cap = _VARIANTS.index(name)
     return old
 
 

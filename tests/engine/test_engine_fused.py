@@ -40,14 +40,18 @@ def _assert_top_k_of(top, counts, got, exact, slack, mask=None):
         assert (top[r, n:] == -1).all() and np.isneginf(got[r, n:]).all()
 
 
-@pytest.fixture(params=["native", "baseline"])
+@pytest.fixture(params=["avx512", "avx2", "baseline"])
 def build(request):
-    """Each test runs on the build this CPU picks and on the baseline build (what CPUs without AVX2 run)."""
+    """Each test runs on each build this CPU can run: AVX-512, AVX2 and the baseline build (what CPUs without
+    AVX2 run)."""
     from engine.recipes import _kernels
 
-    old = _kernels.use_baseline(request.param == "baseline")
+    old = _kernels.use_variant(request.param)
+    if _kernels.variant() != request.param:
+        _kernels.use_variant(old)
+        pytest.skip(f"this CPU has no {request.param}")
     yield request.param
-    _kernels.use_baseline(old)
+    _kernels.use_variant(old)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +146,34 @@ def test_a_users_results_depend_on_that_user_only(monkeypatch, build):
     shuffled = fused_top_k(users[order], items, 25)
     for a, b in zip(shuffled, whole, strict=True):
         assert np.array_equal(a, b[order])
+
+
+@pytest.mark.parametrize(("n_items", "dim"), [(5003, 64), (333, 149), (1000, 7), (97, 1)])
+def test_the_avx512_build_gives_the_avx2_builds_bits(n_items, dim):
+    """A model's lists and written scores must not depend on which of the two machines ran the job."""
+    from engine.recipes import _kernels
+
+    if _kernels.variant() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(n_items + dim)
+    items = PackedItems(rng.standard_normal((n_items, dim)).astype(np.float32))
+    users = (rng.standard_normal((250, dim)) * 2).astype(np.float32)
+    users[3] = 0  # every item ties
+    users[4] *= 40  # scores beyond exp's float32 range
+    additions = (np.r_[0, np.full(250, 2).cumsum()], np.tile(np.array([1, n_items - 1], np.int32), 250),
+                 rng.standard_normal(500).astype(np.float32))
+    excluded = (np.r_[0, np.ones(250, np.int64).cumsum()], np.zeros(250, np.int64))
+    scores = {}
+    for name in ("avx512", "avx2"):
+        old = _kernels.use_variant(name)
+        try:
+            out = np.empty((250, n_items), np.float32)
+            scores[name] = fused_top_k(users, items, 30, additions=additions, excluded=excluded, scores_out=out)
+            scores[name] += (out,)
+        finally:
+            _kernels.use_variant(old)
+    for wide, narrow in zip(scores["avx512"], scores["avx2"], strict=True):
+        assert wide.tobytes() == narrow.tobytes()
 
 
 def test_bad_arguments_are_refused_before_reaching_native_code():
@@ -267,8 +299,13 @@ def test_native_als_reaches_the_loss_of_implicits_own_fit(build):
         their_loss = _als.calculate_loss(conf, theirs.user_factors, theirs.item_factors, 1.0, num_threads=1)
     # The same algorithm from the same start; float32 rounding along the way moves the end point a little.
     assert ours_loss == pytest.approx(their_loss, rel=1e-2)
+    # Each user's best item by our factors is among the best few by theirs. (Exact agreement on the best item
+    # is too strict: near-ties flip with the BLAS build's rounding, AVX-512 against AVX2. From another start
+    # about 89% of users pass; from the same start 99%.)
+    theirs_scores = theirs.user_factors @ theirs.item_factors.T
     best = np.argmax(users @ items.T, axis=1)
-    assert np.mean(best == np.argmax(theirs.user_factors @ theirs.item_factors.T, axis=1)) > 0.9
+    places = (theirs_scores > theirs_scores[np.arange(len(best)), best][:, None]).sum(axis=1)
+    assert np.mean(places < 3) > 0.95
     # The returned ALS solves further users exactly against these item factors.
     assert als.recalculate_user(np.arange(3), conf[:3]).shape == (3, 37)
 
