@@ -160,6 +160,10 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+# json.loads(text, parse_constant=...) would build this decoder again for every line.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     """Parse and validate one batch input line.
 
@@ -195,7 +199,7 @@ def parse_line(raw: bytes, input_kind: str) -> tuple[dict | None, str | None]:
     except UnicodeDecodeError:
         return raw[:_ECHO_CHARS].decode("utf-8", "replace"), "Invalid UTF-8"
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         return text[:_ECHO_CHARS], f"Invalid JSON: {e}"
     except (ValueError, RecursionError) as e:
@@ -293,6 +297,10 @@ def iter_lines(fileobj: BinaryIO, *, block_size: int = 1 << 20) -> Iterator[byte
         yield emit(pending)
 
 
+# json.dumps(s, ensure_ascii=False) for one str, without making an encoder object per call.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -336,7 +344,7 @@ class _LineEncoder:
     def item(self, item: str) -> bytes:
         encoded = self._items.get(item)
         if encoded is None:
-            encoded = json.dumps(item, ensure_ascii=False).encode("utf-8")
+            encoded = _json_string(item).encode("utf-8")
             if len(self._items) < 4_000_000:
                 self._items[item] = encoded
         return encoded
@@ -344,17 +352,21 @@ class _LineEncoder:
     def ok_line(self, query: dict, items: list[str], scores_text: bytes | None) -> bytes:
         """One output line; ``scores_text`` is the line's entry of :func:`_scores_texts` (None: no scores)."""
         try:
-            if len(query) == 1 and "userId" in query:
-                dump = b'{"userId":' + json.dumps(query["userId"], ensure_ascii=False).encode("utf-8") + b"}"
+            user = query.get("userId") if len(query) == 1 else None
+            if type(user) is str:
+                dump = b'{"userId":' + _json_string(user).encode("utf-8") + b"}"
             else:
                 dump = _dumps(query).encode("utf-8")
-            out = [b'{"input":', dump, b',"output":{"recommendedItems":[', b",".join(map(self.item, items)), b"]"]
+            try:  # Every item seen before (the usual case): no Python-level call per item.
+                joined = b",".join(map(self._items.__getitem__, items))
+            except KeyError:
+                joined = b",".join(map(self.item, items))
         except UnicodeEncodeError:
             return _ok_line(query, items, scores_text)
-        if scores_text is not None:
-            out += [b',"scores":[', scores_text, b"]"]
-        out.append(b'},"error":null}\n')
-        return b"".join(out)
+        if scores_text is None:
+            return b"".join((b'{"input":', dump, b',"output":{"recommendedItems":[', joined, b']},"error":null}\n'))
+        return b"".join((b'{"input":', dump, b',"output":{"recommendedItems":[', joined, b'],"scores":[', scores_text,
+                         b']},"error":null}\n'))
 
 
 # Scores below 1e-3 are multiples n * 1e-7 with n < 10,000 once rounded: their texts make a small table.

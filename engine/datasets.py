@@ -482,6 +482,23 @@ class IdMap:
         out[hit] = pos_c[hit]
         return out
 
+    def strings(self, indices: np.ndarray) -> list:
+        """The ids at ``indices`` as Python strings, nested like ``indices``.
+
+        Output is built from these lists, chunk after chunk: the strings come from one array of Python
+        objects made on first use, so no call converts fixed-width unicode again, and each string keeps the
+        hash it was given the first time it was looked up.
+
+        Examples
+        --------
+        >>> IdMap(["b", "a"]).strings(np.array([[1, 0]]))
+        [['b', 'a']]
+        """
+        objects = getattr(self, "_objects", None)
+        if objects is None:
+            objects = self._objects = self.ids.astype(object)
+        return objects[indices].tolist()
+
     @classmethod
     def encode(cls, ids) -> tuple[IdMap, np.ndarray]:
         """The map of ``ids`` and the index of each id in it: one sort, where building the map and then

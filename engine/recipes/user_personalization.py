@@ -393,13 +393,13 @@ class UserPersonalization(RecommenderModel):
 
         def write(positions: np.ndarray, lists: TopK) -> None:
             if lists.valid.all():  # The usual case: k items for every user, converted in one go.
-                items, scores = self.item_map_.ids[lists.items].tolist(), lists.scores.tolist()
+                items, scores = self.item_map_.strings(lists.items), lists.scores.tolist()
                 for p, row_items, row_scores in zip(positions.tolist(), items, scores, strict=True):
                     out_items[p], out_scores[p] = row_items, row_scores
                 return
             for j, p in enumerate(positions):
                 keep = lists.valid[j]
-                out_items[p] = self.item_map_.ids[lists.items[j][keep]].tolist()
+                out_items[p] = self.item_map_.strings(lists.items[j][keep])
                 out_scores[p] = lists.scores[j][keep].tolist()
 
         unknown = np.flatnonzero(rows < 0)

@@ -152,6 +152,15 @@ def test_run_batch_writes_one_line_per_input_line_in_order(model):
     assert ' ' not in lines[0]
 
 
+def test_a_user_id_that_utf8_cannot_hold_is_echoed_with_ascii_escapes(model):
+    out = io.BytesIO()
+    run_batch(model, [b'{"userId":"\\ud800"}', b'{"userId":"\xc3\xa9"}'], out, num_results=2, input_kind="userId")
+    first, second = out.getvalue().splitlines()
+    assert first.startswith(b'{"input":{"userId":"\\ud800"},"output":{"recommendedItems":[') and first.isascii()
+    assert second.startswith('{"input":{"userId":"é"}'.encode())
+    assert json.loads(first)["input"] == {"userId": "\ud800"} and len(json.loads(first)["output"]["scores"]) == 2
+
+
 def test_run_batch_writes_popularity_lines_without_scores():
     model = PopularityCount().fit(make_interactions([("u1", "105", 1), ("u2", "105", 2), ("u2", "106", 3)]))
     out = io.BytesIO()
