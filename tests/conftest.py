@@ -89,6 +89,20 @@ def fast_password_hashing():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def live_server_without_nagle():
+    """The live server writes a response's headers and its body in two sends. On a kept-alive connection (boto3
+    and the AWS CLI keep theirs) Nagle's algorithm holds the body back until the client acknowledges the headers,
+    which the client delays by 40 ms: every API call would wait 40 ms for nothing. Production servers (gunicorn)
+    set TCP_NODELAY too."""
+    from django.test.testcases import QuietWSGIRequestHandler
+
+    before = QuietWSGIRequestHandler.disable_nagle_algorithm
+    QuietWSGIRequestHandler.disable_nagle_algorithm = True
+    yield
+    QuietWSGIRequestHandler.disable_nagle_algorithm = before
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A real moto S3 server over HTTP (not in-process mocking), shared by the session: tests keep to buckets
