@@ -2,13 +2,17 @@
 objects of tests/factories.py that most tests start from (users, a group, a role, a demo world, trained
 versions)."""
 
+import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -51,6 +55,86 @@ def _start_private_redis() -> tuple[str, subprocess.Popen, str]:
         except (redis.ConnectionError, FileNotFoundError):
             time.sleep(0.05)
     return f"unix://{socket_path}?db=0", process, folder
+
+
+def _migrated_database_template(config) -> tuple[Path, Path] | None:
+    """(template, test database) when the test database is an SQLite file that migrations build and pytest's cache
+    is on: the template is that database as migrated, in the cache, named by everything migrating depends on (the
+    migration files of every installed app, Django's and SQLite's versions), so a changed migration misses."""
+    import django
+    from django.apps import apps
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    test_name = database.get("TEST", {}).get("NAME")
+    if (database["ENGINE"] != "django.db.backends.sqlite3" or not test_name or test_name == ":memory:"
+            or getattr(config, "cache", None) is None or config.getvalue("nomigrations")):
+        return None
+    key = hashlib.sha256(repr((django.__version__, sqlite3.sqlite_version, settings.INSTALLED_APPS,
+                               settings.AUTH_USER_MODEL, settings.MIGRATION_MODULES)).encode())
+    for app in sorted(apps.get_app_configs(), key=lambda a: a.label):
+        folder = Path(app.path) / "migrations"
+        for path in sorted(folder.glob("*.py")):
+            key.update(f"{app.label}/{path.name}\0".encode() + path.read_bytes() + b"\0")
+    return config.cache.mkdir("migrated-test-db") / f"{key.hexdigest()[:32]}.sqlite3", Path(test_name)
+
+
+def _remove_sqlite(path: Path) -> None:
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+def _save_template(database: Path, template: Path) -> None:
+    """SQLite's online backup (consistent even with writes still in the WAL file), turned into a single file in
+    rollback-journal mode, which a plain copy reads whole; Django's connections put the copy back in WAL mode."""
+    partial = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+    with contextlib.closing(sqlite3.connect(database)) as src, contextlib.closing(sqlite3.connect(partial)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    os.replace(partial, template)
+    for stale in template.parent.glob("*.sqlite3"):  # templates of migrations since changed
+        if stale != template:
+            stale.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, django_db_modify_db_settings):
+    """Each pytest-xdist worker migrates a database of its own, which costs a second or more a worker. Once a
+    session has migrated one, later sessions start from a copy of it, keyed on the migrations, and keep it: Django
+    then runs `migrate` on it as on any kept database, which finds nothing to apply, and post_migrate's handlers,
+    which find their rows there."""
+    keep = request.config.getvalue("reuse_db")
+    if keep or request.config.getvalue("create_db"):
+        return keep
+    template = _migrated_database_template(request.config)
+    if template is None:
+        return False
+    _remove_sqlite(template[1])
+    try:
+        shutil.copyfile(*template)
+    except FileNotFoundError:  # none yet: this session migrates and saves one
+        return False
+    request.config.stash[_COPIED_TEMPLATE] = template[1]
+    return True
+
+
+_COPIED_TEMPLATE = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_keepdb, request):
+    """Saves a database that this session migrated as the template later sessions copy (see django_db_keepdb), and
+    removes a copied one at the end, as Django removes the test databases it creates."""
+    copied = request.config.stash.get(_COPIED_TEMPLATE, None)
+    template = None if django_db_keepdb else _migrated_database_template(request.config)
+    if template is not None and template[1].exists() and not template[0].exists():
+        _save_template(template[1], template[0])
+    yield
+    if copied is not None:
+        from django.db import connections
+
+        connections.close_all()
+        _remove_sqlite(copied)
 
 
 @pytest.fixture(scope="session", autouse=True)
