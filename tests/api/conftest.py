@@ -27,7 +27,9 @@ def make_client(api_url):
             region_name=REGION,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+            # One attempt, as AWS_MAX_ATTEMPTS=1 gives the CLI in these tests: botocore's max_attempts counts
+            # retries, and a retry repeats a 500 or a LimitExceededException after a random wait of up to a second.
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
         )
 
     return make
