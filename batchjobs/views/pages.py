@@ -49,8 +49,10 @@ def group_form(
     request: HttpRequest, group: DatasetGroup, template: str, form, cli: dict, parent: tuple[str, str], title: str,
     **extra,
 ) -> HttpResponse:
-    """A dataset group's create page: the form, its AWS CLI panel and breadcrumbs through the page `parent`
-    (its title and URL name) to `title`; `extra` adds to what the template reads."""
+    """A dataset group's create page titled `title`: the form, its AWS CLI panel, and a Cancel button and
+    breadcrumbs back to the page `parent` (its title and URL name); `extra` adds to what the template reads."""
     parent_title, parent_url = parent
-    breadcrumbs = crumbs(group, (parent_title, reverse(f"batchjobs:{parent_url}", args=[group.pk])), (title, None))
-    return render(request, template, {"group": group, "form": form, "cli": cli, **extra, "breadcrumbs": breadcrumbs})
+    cancel_url = reverse(f"batchjobs:{parent_url}", args=[group.pk])
+    breadcrumbs = crumbs(group, (parent_title, cancel_url), (title, None))
+    context = {"group": group, "form": form, "cli": cli, "heading": title, "cancel_url": cancel_url, **extra}
+    return render(request, template, {**context, "breadcrumbs": breadcrumbs})
