@@ -41,7 +41,10 @@ def test_an_import_reads_the_csv_and_records_the_count(demo_world):
 @pytest.mark.parametrize(
     ("uri", "body", "reasons"),
     [
-        ("s3://bucket/bad.csv", b"USER_ID,ITEM_ID\nu1,i1\n", ["missing the following columns:[TIMESTAMP]"]),
+        (
+            "s3://bucket/bad.csv", b"USER_ID,ITEM_ID\nu1,i1\n",
+            ["Input CSV is missing the following columns:[TIMESTAMP]"],
+        ),
         # The role reads s3://bucket/ only.
         ("s3://other-bucket/x.csv", b"USER_ID,ITEM_ID,TIMESTAMP\n", ["s3:ListBucket", "s3://other-bucket/x.csv"]),
     ],
