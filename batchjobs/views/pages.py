@@ -1,6 +1,6 @@
-"""The pages a dataset group's resources share, called as pages.group_list, pages.group_form and
-pages.create_from_form: a sorted and paged list, a create form with its AWS CLI panel, and the submit step
-that shows the model's refusal on the form."""
+"""The pages a dataset group's resources share, called as pages.group_list, pages.group_form,
+pages.group_detail and pages.create_from_form: a sorted and paged list, a create form with its AWS CLI panel,
+a resource's own page, and the submit step that shows the model's refusal on the form."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -55,4 +55,19 @@ def group_form(
     cancel_url = reverse(f"batchjobs:{parent_url}", args=[group.pk])
     breadcrumbs = crumbs(group, (parent_title, cancel_url), (title, None))
     context = {"group": group, "form": form, "cli": cli, "heading": title, "cancel_url": cancel_url, **extra}
+    return render(request, template, {**context, "breadcrumbs": breadcrumbs})
+
+
+def group_detail(
+    request: HttpRequest, group: DatasetGroup, template: str, row, parent: tuple[str, str], **extra
+) -> HttpResponse:
+    """A page of one of a dataset group's resources: `row` as `object` (its name titles the page), its status
+    history, and breadcrumbs through the page `parent` (its title and URL name) to the row; `extra` adds to what
+    the template reads."""
+    parent_title, parent_url = parent
+    breadcrumbs = crumbs(
+        group, (parent_title, reverse(f"batchjobs:{parent_url}", args=[group.pk])), (str(row), None)
+    )
+    # Lazy: a page without the history panel does not query it.
+    context = {"group": group, "object": row, "transitions": row.transitions.all(), **extra}
     return render(request, template, {**context, "breadcrumbs": breadcrumbs})
