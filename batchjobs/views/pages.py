@@ -1,6 +1,7 @@
-"""The pages a dataset group's resources share, called as pages.group_list, pages.group_form,
-pages.group_detail and pages.create_from_form: a sorted and paged list, a create form with its AWS CLI panel,
-a resource's own page, and the submit step that shows the model's refusal on the form."""
+"""The pages a dataset group's resources share, called as pages.group_page, pages.group_list,
+pages.group_form, pages.group_detail and pages.create_from_form: a page of the group, a sorted and paged list,
+a create form with its AWS CLI panel, a resource's own page, and the submit step that shows the model's refusal
+on the form."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -41,8 +42,12 @@ def group_list(
     template reads."""
     page, sorting = sorted_page(request, rows, order)
     listed = [shown(row) for row in page] if shown else page
-    context = {"group": group, member: listed, "page": page, "sorting": sorting, **extra}
-    return render(request, template, {**context, "breadcrumbs": crumbs(group, (title, None))})
+    return group_page(request, group, template, title, **{member: listed, "page": page, "sorting": sorting, **extra})
+
+
+def group_page(request: HttpRequest, group: DatasetGroup, template: str, title: str, **extra) -> HttpResponse:
+    """A page of the dataset group titled `title` in its breadcrumbs; `extra` is what the template reads."""
+    return render(request, template, {"group": group, **extra, "breadcrumbs": crumbs(group, (title, None))})
 
 
 def group_form(

@@ -47,15 +47,9 @@ def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
 @console_page("GET")
 def recipes(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return render(
-        request,
-        "batchjobs/solutions.html",
-        {
-            "group": group,
-            "tab": "recipes",
-            "recipes": list(RECIPES.values()),
-            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
-        },
+    return pages.group_page(
+        request, group, "batchjobs/solutions.html", "Solutions and recipes",
+        tab="recipes", recipes=list(RECIPES.values()),
     )
 
 
