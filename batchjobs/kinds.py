@@ -1,7 +1,8 @@
 """The kinds of batch job the console serves. Each kind's pages (list, create, detail, status, downloads),
-API operations, task and reconciliation are the same code; an entry here says what differs: the model and
-form, the recipes it runs, its quota, the URL names, the labels, and which of the inference job's extras
-(item titles, exploration, clone and rerun, sharding) the kind has.
+API operations, task and reconciliation are the same code; an entry here says what differs: the model (whose
+name also names the form, the task and the CLI operation), the recipes it runs, its quota, what it recommends,
+the URL names, the labels, and which of the inference job's extras (item titles, exploration, clone and rerun,
+sharding) the kind has.
 
 The model and form are named, not imported: the models and forms read this registry too."""
 
