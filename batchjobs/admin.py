@@ -61,64 +61,35 @@ class SchemaAdmin(admin.ModelAdmin):
     readonly_fields = ("arn", "created", "last_updated")
 
 
-def register_resource(model, list_display, search_fields, filters=(), related=None, **options) -> None:
-    """Register an asynchronous resource's admin: its changelist's columns, searched fields, filters besides
-    status, and the foreign key every row shows (fetched with the list)."""
-    options.update(list_display=list_display, search_fields=search_fields, list_filter=("status", *filters))
+def register_resource(model, list_display, search=(), filters=(), **options) -> None:
+    """Register an asynchronous resource's admin: its changelist's columns, the fields searched besides its
+    name and ARN, and its filters besides status. The foreign keys among the columns are fetched with the list."""
+    related = tuple(column for column in list_display if model._meta.get_field(column).many_to_one)
+    options.update(
+        list_display=list_display,
+        search_fields=(model.NAME_FIELD, "arn", *search),
+        list_filter=("status", *filters),
+    )
     if related:
-        options["list_select_related"] = (related,)
+        options["list_select_related"] = related
     admin.site.register(model, type(f"{model.__name__}Admin", (AsyncResourceAdmin,), options))
 
 
-register_resource(DatasetGroup, ("name", "status", "domain", "created"), ("name", "arn"), filters=("domain",))
-register_resource(
-    Dataset,
-    ("name", "dataset_group", "dataset_type", "status", "record_count", "created"),
-    ("name", "arn", "dataset_group__name"),
-    filters=("dataset_type",),
-    related="dataset_group",
-)
-register_resource(
-    DatasetImportJob,
-    ("job_name", "dataset", "status", "import_mode", "records_imported", "created"),
-    ("job_name", "arn", "data_location"),
-    filters=("import_mode",),
-    related="dataset",
-)
-register_resource(
-    DatasetExportJob,
-    ("job_name", "dataset", "status", "ingestion_mode", "records_exported", "created"),
-    ("job_name", "arn", "output_path"),
-    filters=("ingestion_mode",),
-    related="dataset",
-)
-register_resource(
-    Solution,
-    ("name", "dataset_group", "recipe_arn", "status", "created"),
-    ("name", "arn", "recipe_arn"),
-    filters=("recipe_arn",),
-    related="dataset_group",
-)
-register_resource(
-    SolutionVersion,
-    ("arn", "solution", "status", "training_mode", "training_hours", "created"),
-    ("arn", "name", "solution__name"),
-    filters=("training_mode", "solution__recipe_arn"),
-    related="solution",
-)
-register_resource(
-    Campaign,
-    ("name", "solution_version", "status", "min_provisioned_tps", "created"),
-    ("name", "arn", "solution_version__arn"),
-    related="solution_version",
-    raw_id_fields=("solution", "solution_version"),
-)
-register_resource(
-    Filter,
-    ("name", "dataset_group", "status", "filter_expression", "created"),
-    ("name", "arn", "filter_expression"),
-    related="dataset_group",
-)
+register_resource(DatasetGroup, ("name", "status", "domain", "created"), filters=("domain",))
+register_resource(Dataset, ("name", "dataset_group", "dataset_type", "status", "record_count", "created"),
+                  search=("dataset_group__name",), filters=("dataset_type",))
+register_resource(DatasetImportJob, ("job_name", "dataset", "status", "import_mode", "records_imported", "created"),
+                  search=("data_location",), filters=("import_mode",))
+register_resource(DatasetExportJob, ("job_name", "dataset", "status", "ingestion_mode", "records_exported", "created"),
+                  search=("output_path",), filters=("ingestion_mode",))
+register_resource(Solution, ("name", "dataset_group", "recipe_arn", "status", "created"),
+                  search=("recipe_arn",), filters=("recipe_arn",))
+register_resource(SolutionVersion, ("arn", "solution", "status", "training_mode", "training_hours", "created"),
+                  search=("solution__name",), filters=("training_mode", "solution__recipe_arn"))
+register_resource(Campaign, ("name", "solution_version", "status", "min_provisioned_tps", "created"),
+                  search=("solution_version__arn",), raw_id_fields=("solution", "solution_version"))
+register_resource(Filter, ("name", "dataset_group", "status", "filter_expression", "created"),
+                  search=("filter_expression",))
 
 
 class BatchJobAdmin(AsyncResourceAdmin):

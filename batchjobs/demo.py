@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from batchjobs import tasks
+from batchjobs.forms import STANDARD_SCHEMAS
 from batchjobs.models import (
     Dataset,
     DatasetGroup,
@@ -34,31 +35,18 @@ DEMO_SOLUTIONS = {
     "demo-popularity-count": "arn:aws:personalize:::recipe/aws-popularity-count",
 }
 
-INTERACTIONS_SCHEMA = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-}
-ITEMS_SCHEMA = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TITLE", "type": "string", "textual": True},
-        {"name": "GENRES", "type": "string", "categorical": True},
-        {"name": "CREATION_TIMESTAMP", "type": "long"},
-    ],
-    "version": "1.0",
-}
+# The standard Interactions fields (batchjobs.forms.STANDARD_SCHEMAS) and the event's type and value.
+INTERACTIONS_SCHEMA = Schema.record("Interactions", [
+    *STANDARD_SCHEMAS["INTERACTIONS"]["fields"],
+    {"name": "EVENT_TYPE", "type": "string"},
+    {"name": "EVENT_VALUE", "type": ["null", "float"]},
+])
+ITEMS_SCHEMA = Schema.record("Items", [
+    {"name": "ITEM_ID", "type": "string"},
+    {"name": "TITLE", "type": "string", "textual": True},
+    {"name": "GENRES", "type": "string", "categorical": True},
+    {"name": "CREATION_TIMESTAMP", "type": "long"},
+])
 
 
 @dataclass

@@ -5,13 +5,8 @@ from django.contrib import admin
 from batchjobs.admin import AsyncResourceAdmin, register_resource
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent, TrainingEvents
 
-register_resource(
-    EventTracker,
-    ("name", "dataset_group", "status", "tracking_id", "created"),
-    ("name", "arn", "tracking_id"),
-    related="dataset_group",
-    readonly_fields=AsyncResourceAdmin.readonly_fields + ("tracking_id",),
-)
+register_resource(EventTracker, ("name", "dataset_group", "status", "tracking_id", "created"), search=("tracking_id",),
+                  readonly_fields=AsyncResourceAdmin.readonly_fields + ("tracking_id",))
 
 
 @admin.register(TrackedEvent)

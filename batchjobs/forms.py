@@ -56,31 +56,19 @@ class DatasetGroupForm(forms.Form):
 
 # The required fields of each dataset type, as the service's standard schemas have them.
 STANDARD_SCHEMAS = {
-    "INTERACTIONS": {
-        "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-        ],
-        "version": "1.0",
-    },
-    "ITEMS": {
-        "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "GENRES", "type": ["null", "string"], "categorical": True},
-        ],
-        "version": "1.0",
-    },
-    "USERS": {
-        "type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "AGE", "type": ["null", "int"]},
-        ],
-        "version": "1.0",
-    },
+    "INTERACTIONS": Schema.record("Interactions", [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+    ]),
+    "ITEMS": Schema.record("Items", [
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "GENRES", "type": ["null", "string"], "categorical": True},
+    ]),
+    "USERS": Schema.record("Users", [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "AGE", "type": ["null", "int"]},
+    ]),
 }
 
 

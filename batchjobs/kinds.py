@@ -1,10 +1,12 @@
 """The kinds of batch job the console serves. Each kind's pages (list, create, detail, status, downloads),
-API operations, task and reconciliation are the same code; an entry here says what differs: the model and
-form, the recipes it runs, its quota, the URL names, the labels, and which of the inference job's extras
-(item titles, exploration, clone and rerun, sharding) the kind has.
+API operations, task and reconciliation are the same code; an entry here says what differs: the model (whose
+name also names the form, the task and the CLI operation), the recipes it runs, its quota, what it recommends,
+the URL names, the labels, and which of the inference job's extras (item titles, exploration, clone and rerun,
+sharding) the kind has.
 
 The model and form are named, not imported: the models and forms read this registry too."""
 
+import re
 from dataclasses import dataclass
 
 from django.apps import apps
@@ -21,27 +23,19 @@ def member_name(resource: str) -> str:
 @dataclass(frozen=True)
 class JobKind:
     # The model's class name, which is also the API's name for the resource (DescribeBatchInferenceJob,
-    # batchInferenceJobArn, batchInferenceJobs).
+    # batchInferenceJobArn, batchInferenceJobs); its form, task, CLI operation and title are named after it.
     name: str
-    form_name: str
-    # The RQ task that runs one job, by its dotted path (what the queue stores).
-    task: str
     # Recipe types a job of this kind runs; the create form offers only solutions with one of them.
     recipe_types: tuple[str, ...]
     # The setting holding the quota on jobs pending or in progress.
     quota_setting: str
-    # What the job's filter must filter: "ItemID" or "UserID".
-    filter_target: str
+    # What a job recommends for each input line, "items" or "users": what its filter must filter too.
+    recommends: str
     max_num_results: int
     # URL names are batchjobs:<slug>_list, _create, _detail, _status, _list_status and _download, and
     # templates batchjobs/<slug>_list.html, _create.html.
     slug: str
-    title: str
-    form_id: str
-    # The create form's AWS CLI operation, for the CLI/boto3 panel.
-    operation: str
     num_results_label: str
-    items_heading: str
     # Output previews name recommended items by their titles in the Items dataset.
     item_titles: bool = False
     exploration: bool = False
@@ -49,6 +43,40 @@ class JobKind:
     reruns: bool = False
     # A large input is split into BatchShard rows run in parallel, then joined.
     shards: bool = False
+
+    @property
+    def form_name(self) -> str:
+        return self.name + "Form"
+
+    @property
+    def task(self) -> str:
+        """The RQ task that runs one job, by its dotted path (what the queue stores): run_batch_inference_job."""
+        return "batchjobs.tasks.run_" + "_".join(self._words())
+
+    @property
+    def operation(self) -> str:
+        """The create form's AWS CLI operation, for the CLI/boto3 panel: create-batch-inference-job."""
+        return "create-" + "-".join(self._words())
+
+    @property
+    def title(self) -> str:
+        return " ".join(self._words()).capitalize()
+
+    @property
+    def form_id(self) -> str:
+        return f"batch-{self.slug.replace('_', '-')}-form"
+
+    @property
+    def filter_target(self) -> str:
+        """What the job's filter must filter: "ItemID" or "UserID"."""
+        return {"items": "ItemID", "users": "UserID"}[self.recommends]
+
+    @property
+    def items_heading(self) -> str:
+        return f"Recommended {self.recommends}"
+
+    def _words(self) -> list[str]:
+        return [word.lower() for word in re.findall(r"[A-Z][a-z]*", self.name)]
 
     @property
     def model(self):
@@ -98,18 +126,12 @@ class JobKind:
 
 INFERENCE = JobKind(
     name="BatchInferenceJob",
-    form_name="BatchInferenceJobForm",
-    task="batchjobs.tasks.run_batch_inference_job",
     recipe_types=("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "RELATED_ITEMS"),
     quota_setting="MAX_ACTIVE_BATCH_JOBS",
-    filter_target="ItemID",
+    recommends="items",
     max_num_results=500,
     slug="job",
-    title="Batch inference job",
-    form_id="batch-job-form",
-    operation="create-batch-inference-job",
     num_results_label="Number of results",
-    items_heading="Recommended items",
     item_titles=True,
     exploration=True,
     reruns=True,
@@ -118,19 +140,13 @@ INFERENCE = JobKind(
 
 SEGMENT = JobKind(
     name="BatchSegmentJob",
-    form_name="BatchSegmentJobForm",
-    task="batchjobs.tasks.run_batch_segment_job",
     recipe_types=("USER_SEGMENTATION",),
     quota_setting="MAX_ACTIVE_BATCH_SEGMENT_JOBS",
-    filter_target="UserID",
+    recommends="users",
     # The service's maximum number of users per segment.
     max_num_results=5_000_000,
     slug="segment_job",
-    title="Batch segment job",
-    form_id="batch-segment-job-form",
-    operation="create-batch-segment-job",
     num_results_label="Number of users",
-    items_heading="Recommended users",
 )
 
 KINDS = (INFERENCE, SEGMENT)

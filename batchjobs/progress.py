@@ -114,19 +114,15 @@ def job_progress(job: BatchJob, started_at, now=None) -> dict:
     }
 
 
+_ELAPSED_LABELS = {Status.ACTIVE: "Done", Status.CREATE_FAILED: "Failed", Status.CREATE_PENDING: "Waiting for a worker"}
+
+
 def elapsed_progress(resource, started_at, now=None, **counts) -> dict:
     """Imports and training: no known total, so the elapsed time and the status say how far along."""
     now = now or timezone.now()
     end = resource.last_updated if resource.is_finished else now
     elapsed = (end - started_at).total_seconds() if started_at else None
-    if resource.status == Status.ACTIVE:
-        label = "Done"
-    elif resource.status == Status.CREATE_FAILED:
-        label = "Failed"
-    elif resource.status == Status.CREATE_PENDING:
-        label = "Waiting for a worker"
-    else:
-        label = f"Running for {_duration(elapsed)}"
+    label = _ELAPSED_LABELS.get(resource.status) or f"Running for {_duration(elapsed)}"
     return {
         "kind": "elapsed",
         "elapsed_seconds": elapsed,

@@ -173,18 +173,17 @@ def solution_summary(row) -> dict:
     )
 
 
+# What a solution version reports of its solution, in the order it reports them.
+_VERSION_SOLUTION_MEMBERS = (
+    "solutionArn", "performHPO", "performAutoML", "recipeArn", "eventType", "datasetGroupArn", "solutionConfig"
+)
+
+
 def solution_version(version) -> dict:
-    parent = version.solution
     return present(
         name=version.name,
         solutionVersionArn=version.arn,
-        solutionArn=parent.arn,
-        performHPO=parent.perform_hpo,
-        performAutoML=parent.perform_auto_ml,
-        recipeArn=parent.recipe_arn,
-        eventType=parent.event_type,
-        datasetGroupArn=parent.dataset_group.arn,
-        solutionConfig=parent.solution_config,
+        **_pick(_solution_members(version.solution), _VERSION_SOLUTION_MEMBERS),
         trainingHours=version.training_hours,
         trainingMode=version.training_mode,
         tunedHPOParams={"algorithmHyperParameters": version.tuned_hyperparameters} if version.tuning else None,

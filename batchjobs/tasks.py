@@ -39,7 +39,6 @@ from engine.filters import compile_filter
 from engine.hpo import tune
 from engine.metrics import evaluate_recipe
 from engine.recipes import make_model, validate_exploration_config
-from engine.recipes.item_affinity import evaluate_segments
 from engine.storage import ObjectNotFound, parse_s3_uri
 from engine.training import check_training_minimums, select_events
 
@@ -187,8 +186,7 @@ class _Train(Runner):
             hyperparameters = {**hyperparameters, **tuning["best"]}
         # Offline metrics with the service's protocol: a hold-out split trained separately, beside a
         # popularity baseline on the same split.
-        evaluate = evaluate_segments if solution.recipe.recipe_type == "USER_SEGMENTATION" else evaluate_recipe
-        evaluation = evaluate(solution.recipe_arn, hyperparameters, interactions, items, users)
+        evaluation = evaluate_recipe(solution.recipe_arn, hyperparameters, interactions, items, users)
         self.check_owned()
         model = make_model(solution.recipe_arn, hyperparameters)
         model.fit(interactions, items=items, users=users)

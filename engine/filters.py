@@ -653,28 +653,53 @@ def validate_filter(parsed: FilterExpression | str, schemas: Mapping[str, Sequen
 
 _KEY_RE = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_FILTER_VALUE_KEY_LENGTH}}}")
 _VALUE_ITEM_RE = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?))\s*', re.DOTALL)
+_COMMA_RE = re.compile(",")
+
+
+class ListSyntaxError(ValueError):
+    """What :func:`scan_list` could not read: at `position`, an item was expected (`separator` False) or the
+    separator."""
+
+    def __init__(self, position: int, separator: bool):
+        super().__init__(position, separator)
+        self.position = position
+        self.separator = separator
+
+
+def scan_list(text: str, item: re.Pattern, separator: re.Pattern) -> list[re.Match]:
+    """The matches of `item` that make up the whole of `text`, `separator` between each two of them.
+
+    Raises
+    ------
+    ListSyntaxError
+        Where neither the item nor the separator expected there matches.
+    """
+    matches = []
+    pos = 0
+    while True:
+        m = item.match(text, pos)
+        if m is None:
+            raise ListSyntaxError(pos, separator=False)
+        matches.append(m)
+        if m.end() == len(text):
+            return matches
+        joiner = separator.match(text, m.end())
+        if joiner is None:
+            raise ListSyntaxError(m.end(), separator=True)
+        pos = joiner.end()
 
 
 def _parse_value_list(key: str, raw: str) -> tuple[str, ...]:
-    values = []
-    pos = 0
-    while True:
-        m = _VALUE_ITEM_RE.match(raw, pos)
-        if m is None:
-            raise FilterValueError(
-                f"Invalid filter value for {key} at character {pos}: expected comma-separated values in escaped "
-                'double quotes, e.g. "\\"Horror\\",\\"Comedy\\""',
-                key,
-            )
-        values.append(_UNESCAPE_RE.sub(r"\1", m.group(1)) if m.group(1) is not None else m.group(2))
-        pos = m.end()
-        if pos == len(raw):
-            return tuple(values)
-        if raw[pos] != ",":
-            raise FilterValueError(
-                f'Invalid filter value for {key} at character {pos}: expected "," between quoted values', key
-            )
-        pos += 1
+    try:
+        matches = scan_list(raw, _VALUE_ITEM_RE, _COMMA_RE)
+    except ListSyntaxError as exc:
+        where = f"Invalid filter value for {key} at character {exc.position}"
+        if exc.separator:
+            raise FilterValueError(f'{where}: expected "," between quoted values', key) from None
+        raise FilterValueError(
+            f'{where}: expected comma-separated values in escaped double quotes, e.g. "\\"Horror\\",\\"Comedy\\""', key
+        ) from None
+    return tuple(_UNESCAPE_RE.sub(r"\1", m.group(1)) if m.group(1) is not None else m.group(2) for m in matches)
 
 
 def parse_filter_values(filter_values: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:

@@ -59,21 +59,20 @@ DEFAULT_OBJECTIVE = "normalized_discounted_cumulative_gain_at_25"
 
 
 @dataclasses.dataclass(frozen=True)
-class IntegerRange:
-    name: str
-    min_value: int
-    max_value: int
+class _NumericRange:
+    """The values of `name` from min_value to max_value, both included; value_at(u) maps u in [0, 1) onto them."""
 
-    def value_at(self, u: float) -> int:
-        return int(min(self.max_value, self.min_value + math.floor(u * (self.max_value - self.min_value + 1))))
-
-
-@dataclasses.dataclass(frozen=True)
-class ContinuousRange:
     name: str
     min_value: float
     max_value: float
 
+
+class IntegerRange(_NumericRange):
+    def value_at(self, u: float) -> int:
+        return int(min(self.max_value, self.min_value + math.floor(u * (self.max_value - self.min_value + 1))))
+
+
+class ContinuousRange(_NumericRange):
     def value_at(self, u: float) -> float:
         # Six significant digits: tunedHPOParams reads 0.163228, not 0.16322796048749008.
         return float(f"{self.min_value + u * (self.max_value - self.min_value):.6g}")

@@ -289,7 +289,8 @@ def evaluate_recipe(
     Returns
     -------
     dict
-        JSON-serialisable::
+        JSON-serialisable (USER_SEGMENTATION recipes: the segment metrics of
+        :func:`engine.recipes.item_affinity.evaluate_segments` instead)::
 
             {
               "metrics":  {"coverage": float, "mean_reciprocal_rank_at_25": float,
@@ -306,6 +307,15 @@ def evaluate_recipe(
     from engine.recipes import get_recipe, make_model
 
     spec = get_recipe(recipe_arn)
+    extra = {"random_state": seed} if "random_state" in _init_params(spec.arn) else {}
+
+    def fit(train: Interactions):
+        return make_model(spec.arn, hyperparameters or {}, **extra).fit(train, items=items, users=users)
+
+    if spec.recipe_type == "USER_SEGMENTATION":
+        from engine.recipes.item_affinity import evaluate_segments
+
+        return evaluate_segments(fit, interactions, seed)
     split = holdout_split(interactions, seed=seed)
     n_catalogue = catalogue_size(interactions, items)
     protocol = {
@@ -318,10 +328,7 @@ def evaluate_recipe(
     }
     if len(split.users) < 2:
         return {"metrics": {}, "baseline": {}, "protocol": protocol}
-    extra = {"random_state": seed} if "random_state" in _init_params(spec.arn) else {}
-    model = make_model(spec.arn, hyperparameters or {}, **extra)
-    model.fit(split.train, items=items, users=users)
-    lists = recommend_for_holdout(model, spec.recipe_type, split)
+    lists = recommend_for_holdout(fit(split.train), spec.recipe_type, split)
     metrics = ranking_metrics(lists, split.truths, n_catalogue)
     baseline = ranking_metrics(_popularity_lists(split), split.truths, n_catalogue)
     return {"metrics": metrics, "baseline": baseline, "protocol": protocol}

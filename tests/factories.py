@@ -9,8 +9,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from batchjobs.forms import STANDARD_SCHEMAS
 from batchjobs.models import (
     BatchInferenceJob,
+    BatchSegmentJob,
     Dataset,
     DatasetGroup,
     Role,
@@ -22,17 +24,7 @@ from batchjobs.models import (
 
 USER_PERSONALIZATION = "arn:aws:personalize:::recipe/aws-user-personalization"
 POPULARITY_COUNT = "arn:aws:personalize:::recipe/aws-popularity-count"
-INTERACTIONS_SCHEMA = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-    ],
-    "version": "1.0",
-}
+INTERACTIONS_SCHEMA = STANDARD_SCHEMAS["INTERACTIONS"]
 
 
 PASSWORD = "correct horse battery"
@@ -94,32 +86,33 @@ def make_version(solution: Solution, status: str = Status.ACTIVE, **fields) -> S
     return version
 
 
-def make_job(version: SolutionVersion, role: Role, name: str = "job-1", status: str = Status.CREATE_PENDING,
-             **fields) -> BatchInferenceJob:
-    job = BatchInferenceJob.objects.create(
-        job_name=name,
-        solution_version=version,
-        input_path="s3://bucket/in/users.json",
-        output_path="s3://bucket/out/",
-        role=role,
+def _make_batch_job(model, version: SolutionVersion, role: Role, name: str, status: str, input_path: str, **fields):
+    job = model.objects.create(
+        job_name=name, solution_version=version, input_path=input_path, output_path="s3://bucket/out/", role=role,
         **fields,
     )
-    BatchInferenceJob.objects.filter(pk=job.pk).update(status=status)
+    model.objects.filter(pk=job.pk).update(status=status)
     job.refresh_from_db()
     return job
+
+
+def make_job(version: SolutionVersion, role: Role, name: str = "job-1", status: str = Status.CREATE_PENDING,
+             **fields) -> BatchInferenceJob:
+    return _make_batch_job(BatchInferenceJob, version, role, name, status, "s3://bucket/in/users.json", **fields)
+
+
+def make_segment_job(version: SolutionVersion, role: Role, name: str = "segment-1",
+                     status: str = Status.CREATE_PENDING, **fields) -> BatchSegmentJob:
+    return _make_batch_job(BatchSegmentJob, version, role, name, status, "s3://bucket/in/items.json", **fields)
 
 
 FILTER_INTERACTIONS_SCHEMA = {
     **INTERACTIONS_SCHEMA,
     "fields": [*INTERACTIONS_SCHEMA["fields"], {"name": "EVENT_TYPE", "type": "string"}],
 }
-FILTER_ITEMS_SCHEMA = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [{"name": "ITEM_ID", "type": "string"}, {"name": "GENRES", "type": "string", "categorical": True}],
-    "version": "1.0",
-}
+FILTER_ITEMS_SCHEMA = Schema.record(
+    "Items", [{"name": "ITEM_ID", "type": "string"}, {"name": "GENRES", "type": "string", "categorical": True}]
+)
 ITEM_AFFINITY = "arn:aws:personalize:::recipe/aws-item-affinity"
 
 
@@ -135,23 +128,6 @@ def make_filter(group: DatasetGroup, name: str = "unwatched",
     from batchjobs.models import Filter
 
     return Filter.create_validated(name, group.arn, expression)
-
-
-def make_segment_job(version: SolutionVersion, role: Role, name: str = "segment-1",
-                     status: str = Status.CREATE_PENDING, **fields):
-    from batchjobs.models import BatchSegmentJob
-
-    job = BatchSegmentJob.objects.create(
-        job_name=name,
-        solution_version=version,
-        input_path="s3://bucket/in/items.json",
-        output_path="s3://bucket/out/",
-        role=role,
-        **fields,
-    )
-    BatchSegmentJob.objects.filter(pk=job.pk).update(status=status)
-    job.refresh_from_db()
-    return job
 
 
 # ------------------------------------------------------------------------------------------------ demo world

@@ -32,7 +32,7 @@ delete_schema = deletes("Schema")
 
 
 def create_dataset(call: Call) -> dict:
-    return create(call, Dataset, "datasetArn", "name", "datasetGroupArn", "schemaArn", "datasetType")
+    return create(call, Dataset, "name", "datasetGroupArn", "schemaArn", "datasetType")
 
 
 def update_dataset(call: Call) -> dict:
@@ -48,12 +48,7 @@ def create_dataset_import_job(call: Call) -> dict:
     p = call.params
     refuse_member(p, "publishAttributionMetricsToS3", "is not supported: there are no metric attributions here.")
     return create(
-        call,
-        DatasetImportJob,
-        "datasetImportJobArn",
-        "jobName",
-        "datasetArn",
-        ("dataSource", "dataLocation"),
+        call, DatasetImportJob, "jobName", "datasetArn", ("dataSource", "dataLocation"),
         role_arn=_text(p, "roleArn"),
         import_mode=_text(p, "importMode") or DatasetImportJob.ImportMode.FULL,
     )
@@ -62,13 +57,7 @@ def create_dataset_import_job(call: Call) -> dict:
 def create_dataset_export_job(call: Call) -> dict:
     p = call.params
     return create(
-        call,
-        DatasetExportJob,
-        "datasetExportJobArn",
-        "jobName",
-        "datasetArn",
-        "roleArn",
-        ("jobOutput", "s3DataDestination", "path"),
+        call, DatasetExportJob, "jobName", "datasetArn", "roleArn", ("jobOutput", "s3DataDestination", "path"),
         ingestion_mode=_text(p, "ingestionMode") or DatasetExportJob.IngestionMode.PUT,
         kms_key_arn=_text(p, "jobOutput", "s3DataDestination", "kmsKeyArn"),
     )

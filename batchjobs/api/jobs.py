@@ -9,14 +9,8 @@ from batchjobs.models import UNFINISHED_STATUSES, BatchInferenceJob, Campaign, F
 def _create_job(kind: JobKind, call: Call, **extras) -> dict:
     p = call.params
     return create(
-        call,
-        kind.model,
-        f"{kind.api_member}Arn",
-        "jobName",
-        "solutionVersionArn",
-        ("jobInput", "s3DataSource", "path"),
-        ("jobOutput", "s3DataDestination", "path"),
-        "roleArn",
+        call, kind.model, "jobName", "solutionVersionArn", ("jobInput", "s3DataSource", "path"),
+        ("jobOutput", "s3DataDestination", "path"), "roleArn",
         num_results=_member(p, "numResults"),
         filter_arn=_text(p, "filterArn"),
         input_kms_key_arn=_text(p, "jobInput", "s3DataSource", "kmsKeyArn"),
@@ -44,11 +38,7 @@ def create_batch_segment_job(call: Call) -> dict:
 def create_campaign(call: Call) -> dict:
     p = call.params
     return create(
-        call,
-        Campaign,
-        "campaignArn",
-        "name",
-        "solutionVersionArn",
+        call, Campaign, "name", "solutionVersionArn",
         min_provisioned_tps=_member(p, "minProvisionedTPS"),
         campaign_config=_member(p, "campaignConfig"),
     )
@@ -69,7 +59,7 @@ delete_campaign = deletes("Campaign")
 
 
 def create_filter(call: Call) -> dict:
-    return create(call, Filter, "filterArn", "name", "datasetGroupArn", "filterExpression")
+    return create(call, Filter, "name", "datasetGroupArn", "filterExpression")
 
 
 def delete_filter(call: Call) -> dict:

@@ -145,13 +145,13 @@ def refuse_member(params: dict, member: str, why: str) -> None:
         raise InvalidInputException(f"{member} {why}", field=member)
 
 
-def create(call: Call, model, arn_member: str, *required, **members) -> dict:
+def create(call: Call, model, *required, **members) -> dict:
     """A Create* operation: `model.create_validated` takes the text members at the `required` paths (a
     member's name, or a tuple naming a nested one) in order, then `members` and the request's tags; the
-    answer is the new resource's ARN as `arn_member`."""
+    answer is the new resource's ARN, under the model's member name (datasetArn for Dataset)."""
     texts = [_text(call.params, *((path,) if isinstance(path, str) else path), required=True) for path in required]
     row = model.create_validated(*texts, **members, tags=_tags(call.params))
-    return {arn_member: row.arn}
+    return {member_name(model.__name__) + "Arn": row.arn}
 
 
 def deletes(resource: str) -> Callable[[Call], dict]:

@@ -21,12 +21,7 @@ def create_solution(call: Call) -> dict:
     p = call.params
     refuse_member(p, "performIncrementalUpdate", "is for aws-semantic-similarity, which this server does not offer.")
     return create(
-        call,
-        Solution,
-        "solutionArn",
-        "name",
-        "datasetGroupArn",
-        "recipeArn",
+        call, Solution, "name", "datasetGroupArn", "recipeArn",
         event_type=_text(p, "eventType"),
         solution_config=_member(p, "solutionConfig", default={}),
         perform_hpo=_member(p, "performHPO", default=False),

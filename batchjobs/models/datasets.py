@@ -99,6 +99,12 @@ class Schema(Named, models.Model):  # noqa: DJ008 - Named gives it __str__
     class Meta:
         ordering = ["-created"]
 
+    @staticmethod
+    def record(name: str, fields: list[dict]) -> dict:
+        """An Avro record schema of `fields`, with the namespace and version the service's own schemas have."""
+        return {"type": "record", "name": name, "namespace": "com.amazonaws.personalize.schema", "fields": fields,
+                "version": "1.0"}
+
     @property
     def fields(self) -> list[dict]:
         return json.loads(self.schema)["fields"]

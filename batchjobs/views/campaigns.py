@@ -8,8 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
 
 from batchjobs import runtime
 from batchjobs.cli_snippets import boto3_text, cli_text, static_cli
@@ -17,7 +16,7 @@ from batchjobs.errors import ServiceError
 from batchjobs.models import Campaign, Dataset, Filter, SolutionVersion, Status
 from batchjobs.permissions import console_page
 from batchjobs.views import pages
-from batchjobs.views.common import crumbs, get_group_for_user, history
+from batchjobs.views.common import get_group_for_user
 from engine.serving import ServingUnavailable
 
 
@@ -205,17 +204,16 @@ def campaign_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespons
         except ServingUnavailable as exc:
             error = str(exc)
     cli_operation = "get-personalized-ranking" if ranking else "get-recommendations"
-    return render(request, "batchjobs/campaign_detail.html", {
-        "group": group, "campaign": campaign, "recipe": recipe, "transitions": history(campaign),
-        "config_json": json.dumps(campaign.config, indent=2) if campaign.config else "",
-        "ranking": ranking, "by_item": recipe.input_kind == "itemId", "item_filters": item_filters,
-        "asked": asked, "user_id": user_id, "item_id": item_id, "item_list": "\n".join(item_list),
-        "filter_arn": filter_arn, "filter_values": request.GET.get("filter_values", ""),
-        "results": results, "error": error, "has_scores": recipe.has_scores,
-        "cli": _runtime_cli(request, cli_operation, params),
-        "breadcrumbs": crumbs(group, ("Campaigns", reverse("batchjobs:campaign_list", args=[group.pk])),
-                               (campaign.name, None)),
-    })
+    return pages.group_detail(
+        request, group, "batchjobs/campaign_detail.html", campaign, ("Campaigns", "campaign_list"),
+        campaign=campaign, recipe=recipe,
+        config_json=json.dumps(campaign.config, indent=2) if campaign.config else "",
+        ranking=ranking, by_item=recipe.input_kind == "itemId", item_filters=item_filters,
+        asked=asked, user_id=user_id, item_id=item_id, item_list="\n".join(item_list),
+        filter_arn=filter_arn, filter_values=request.GET.get("filter_values", ""),
+        results=results, error=error, has_scores=recipe.has_scores,
+        cli=_runtime_cli(request, cli_operation, params),
+    )
 
 
 def _target(row: Filter) -> str:

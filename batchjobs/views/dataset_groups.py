@@ -85,19 +85,17 @@ def dataset_group_overview(request: HttpRequest, group_pk: int) -> HttpResponse:
         )
     )
     jobs = BatchInferenceJob.objects.filter(solution_version__solution__dataset_group=group)
-    return render(
+    return pages.group_page(
         request,
+        group,
         "batchjobs/dataset_group_overview.html",
-        {
-            "group": group,
-            "datasets": datasets,
-            "interactions": interactions,
-            "latest_import": latest_import,
-            "solutions": solutions,
-            "active_version_count": sum(s.active_count for s in solutions),
-            "job_count": jobs.count(),
-            "latest_job": jobs.first(),
-            "charts": group_charts(interactions),
-            "breadcrumbs": crumbs(group, ("Overview", None)),
-        },
+        "Overview",
+        datasets=datasets,
+        interactions=interactions,
+        latest_import=latest_import,
+        solutions=solutions,
+        active_version_count=sum(s.active_count for s in solutions),
+        job_count=jobs.count(),
+        latest_job=jobs.first(),
+        charts=group_charts(interactions),
     )

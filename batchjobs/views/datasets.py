@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 
 from batchjobs import arns
@@ -15,7 +15,6 @@ from batchjobs.permissions import console_page
 from batchjobs.progress import elapsed_progress, last_started
 from batchjobs.views import pages
 from batchjobs.views.common import (
-    crumbs,
     get_group_for_user,
     get_import_job_for_user,
     history,
@@ -121,20 +120,11 @@ def import_job_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespo
     group = get_group_for_user(request, group_pk)
     job = get_import_job_for_user(request, group, pk)
     transitions = history(job)
-    started = last_started(transitions)
-    return render(
-        request,
-        "batchjobs/import_job_detail.html",
-        {
-            "group": group,
-            "job": job,
-            "transitions": transitions,
-            "progress": elapsed_progress(job, started, records_imported=job.records_imported),
-            "status_url": reverse("batchjobs:import_job_status", args=[group.pk, job.pk]),
-            "breadcrumbs": crumbs(
-                group, ("Datasets", reverse("batchjobs:datasets", args=[group.pk])), (job.job_name, None)
-            ),
-        },
+    return pages.group_detail(
+        request, group, "batchjobs/import_job_detail.html", job, ("Datasets", "datasets"),
+        job=job, transitions=transitions,
+        progress=elapsed_progress(job, last_started(transitions), records_imported=job.records_imported),
+        status_url=reverse("batchjobs:import_job_status", args=[group.pk, job.pk]),
     )
 
 

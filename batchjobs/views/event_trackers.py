@@ -6,15 +6,14 @@ import json
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
 
 from batchjobs.cli_snippets import static_cli
 from batchjobs.errors import ServiceError
 from batchjobs.models.event_trackers import EventTracker, TrackedEvent
 from batchjobs.permissions import console_page
 from batchjobs.views import pages
-from batchjobs.views.common import crumbs, get_group_for_user, history
+from batchjobs.views.common import get_group_for_user
 
 RECENT_EVENTS = 20
 
@@ -24,10 +23,6 @@ class EventTrackerForm(forms.Form):
 
     name = forms.CharField(label="Tracker name", max_length=63,
                            help_text="Letters, digits, hyphens and underscores; unique in this account.")
-
-
-def _list_crumb(group):
-    return ("Event trackers", reverse("batchjobs:event_tracker_list", args=[group.pk]))
 
 
 @console_page("GET")
@@ -79,12 +74,11 @@ def event_tracker_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRe
     group = get_group_for_user(request, group_pk)
     tracker = get_object_or_404(EventTracker, pk=pk, dataset_group=group)
     recorded = TrackedEvent.objects.filter(tracker=tracker)
-    return render(request, "batchjobs/event_tracker_detail.html", {
-        "group": group, "tracker": tracker, "transitions": history(tracker),
-        "event_count": recorded.count(), "events": list(recorded.order_by("-pk")[:RECENT_EVENTS]),
-        "cli": _put_events_snippets(request, tracker),
-        "breadcrumbs": crumbs(group, _list_crumb(group), (tracker.name, None)),
-    })
+    return pages.group_detail(
+        request, group, "batchjobs/event_tracker_detail.html", tracker, ("Event trackers", "event_tracker_list"),
+        tracker=tracker, event_count=recorded.count(), events=list(recorded.order_by("-pk")[:RECENT_EVENTS]),
+        cli=_put_events_snippets(request, tracker),
+    )
 
 
 @console_page("POST", write="delete an event tracker")

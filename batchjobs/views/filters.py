@@ -2,15 +2,14 @@
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.shortcuts import redirect
 
 from batchjobs.cli_snippets import cli_context
 from batchjobs.forms import FILTER_EXAMPLES, FilterForm
 from batchjobs.models import BatchInferenceJob, BatchSegmentJob, Filter, Status
 from batchjobs.permissions import console_page
 from batchjobs.views import pages
-from batchjobs.views.common import crumbs, get_filter_for_user, get_group_for_user, history
+from batchjobs.views.common import get_filter_for_user, get_group_for_user
 
 
 @console_page("GET")
@@ -60,19 +59,8 @@ def filter_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpResponse:
     related = "solution_version__solution"
     inference_jobs = list(BatchInferenceJob.objects.filter(filter_arn=row.arn).select_related(related))
     segment_jobs = list(BatchSegmentJob.objects.filter(filter_arn=row.arn).select_related(related))
-    return render(
-        request,
-        "batchjobs/filter_detail.html",
-        {
-            "group": group,
-            "filter": row,
-            "target": target,
-            "transitions": history(row),
-            "inference_jobs": inference_jobs,
-            "segment_jobs": segment_jobs,
-            "use_count": len(inference_jobs) + len(segment_jobs),
-            "breadcrumbs": crumbs(
-                group, ("Filters", reverse("batchjobs:filter_list", args=[group.pk])), (row.name, None)
-            ),
-        },
+    return pages.group_detail(
+        request, group, "batchjobs/filter_detail.html", row, ("Filters", "filter_list"),
+        filter=row, target=target, inference_jobs=inference_jobs, segment_jobs=segment_jobs,
+        use_count=len(inference_jobs) + len(segment_jobs),
     )

@@ -133,21 +133,11 @@ def create_page(
     if job is not None:
         messages.success(request, f"{kind.title} {job.job_name} created.")
         return redirect(f"batchjobs:{kind.slug}_detail", group.pk, job.pk)
-    kind_context = kind.context(group)
-    return render(
-        request,
-        f"batchjobs/{kind.slug}_create.html",
-        {
-            "group": group,
-            "form": form,
-            "cli": cli_context(request, form, kind.operation, cli_spec(form) + list(extra_spec), hidden),
-            "filter_placeholders": _chosen_placeholders(form),
-            "kind": kind_context,
-            "breadcrumbs": crumbs(
-                group, (kind.plural, kind_context["list_url"]), (f"Create {kind.singular}", None)
-            ),
-            **extra,
-        },
+    return pages.group_form(
+        request, group, f"batchjobs/{kind.slug}_create.html", form,
+        cli_context(request, form, kind.operation, cli_spec(form) + list(extra_spec), hidden),
+        (kind.plural, f"{kind.slug}_list"), f"Create {kind.singular}",
+        filter_placeholders=_chosen_placeholders(form), kind=kind.context(group), **extra,
     )
 
 

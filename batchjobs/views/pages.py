@@ -1,6 +1,7 @@
-"""The pages a dataset group's resources share, called as pages.group_list, pages.group_form and
-pages.create_from_form: a sorted and paged list, a create form with its AWS CLI panel, and the submit step
-that shows the model's refusal on the form."""
+"""The pages a dataset group's resources share, called as pages.group_page, pages.group_list,
+pages.group_form, pages.group_detail and pages.create_from_form: a page of the group, a sorted and paged list,
+a create form with its AWS CLI panel, a resource's own page, and the submit step that shows the model's refusal
+on the form."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -41,16 +42,37 @@ def group_list(
     template reads."""
     page, sorting = sorted_page(request, rows, order)
     listed = [shown(row) for row in page] if shown else page
-    context = {"group": group, member: listed, "page": page, "sorting": sorting, **extra}
-    return render(request, template, {**context, "breadcrumbs": crumbs(group, (title, None))})
+    return group_page(request, group, template, title, **{member: listed, "page": page, "sorting": sorting, **extra})
+
+
+def group_page(request: HttpRequest, group: DatasetGroup, template: str, title: str, **extra) -> HttpResponse:
+    """A page of the dataset group titled `title` in its breadcrumbs; `extra` is what the template reads."""
+    return render(request, template, {"group": group, **extra, "breadcrumbs": crumbs(group, (title, None))})
 
 
 def group_form(
     request: HttpRequest, group: DatasetGroup, template: str, form, cli: dict, parent: tuple[str, str], title: str,
     **extra,
 ) -> HttpResponse:
-    """A dataset group's create page: the form, its AWS CLI panel and breadcrumbs through the page `parent`
-    (its title and URL name) to `title`; `extra` adds to what the template reads."""
+    """A dataset group's create page titled `title`: the form, its AWS CLI panel, and a Cancel button and
+    breadcrumbs back to the page `parent` (its title and URL name); `extra` adds to what the template reads."""
     parent_title, parent_url = parent
-    breadcrumbs = crumbs(group, (parent_title, reverse(f"batchjobs:{parent_url}", args=[group.pk])), (title, None))
-    return render(request, template, {"group": group, "form": form, "cli": cli, **extra, "breadcrumbs": breadcrumbs})
+    cancel_url = reverse(f"batchjobs:{parent_url}", args=[group.pk])
+    breadcrumbs = crumbs(group, (parent_title, cancel_url), (title, None))
+    context = {"group": group, "form": form, "cli": cli, "heading": title, "cancel_url": cancel_url, **extra}
+    return render(request, template, {**context, "breadcrumbs": breadcrumbs})
+
+
+def group_detail(
+    request: HttpRequest, group: DatasetGroup, template: str, row, parent: tuple[str, str], **extra
+) -> HttpResponse:
+    """A page of one of a dataset group's resources: `row` as `object` (its name titles the page), its status
+    history, and breadcrumbs through the page `parent` (its title and URL name) to the row; `extra` adds to what
+    the template reads."""
+    parent_title, parent_url = parent
+    breadcrumbs = crumbs(
+        group, (parent_title, reverse(f"batchjobs:{parent_url}", args=[group.pk])), (str(row), None)
+    )
+    # Lazy: a page without the history panel does not query it.
+    context = {"group": group, "object": row, "transitions": row.transitions.all(), **extra}
+    return render(request, template, {**context, "breadcrumbs": breadcrumbs})

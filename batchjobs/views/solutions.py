@@ -47,15 +47,9 @@ def solutions(request: HttpRequest, group_pk: int) -> HttpResponse:
 @console_page("GET")
 def recipes(request: HttpRequest, group_pk: int) -> HttpResponse:
     group = get_group_for_user(request, group_pk)
-    return render(
-        request,
-        "batchjobs/solutions.html",
-        {
-            "group": group,
-            "tab": "recipes",
-            "recipes": list(RECIPES.values()),
-            "breadcrumbs": crumbs(group, ("Solutions and recipes", None)),
-        },
+    return pages.group_page(
+        request, group, "batchjobs/solutions.html", "Solutions and recipes",
+        tab="recipes", recipes=list(RECIPES.values()),
     )
 
 
@@ -99,23 +93,10 @@ def solution_detail(request: HttpRequest, group_pk: int, pk: int) -> HttpRespons
     group = get_group_for_user(request, group_pk)
     solution = get_solution_for_user(request, group, pk)
     page, sorting = sorted_page(request, solution.versions.all(), "arn")
-    return render(
-        request,
-        "batchjobs/solution_detail.html",
-        {
-            "group": group,
-            "solution": solution,
-            "recipe": recipe_or_none(solution.recipe_arn),
-            "versions": page,
-            "page": page,
-            "sorting": sorting,
-            "cli": static_cli(request, "create-solution-version", {"solutionArn": solution.arn}),
-            "breadcrumbs": crumbs(
-                group,
-                ("Solutions and recipes", reverse("batchjobs:solutions", args=[group.pk])),
-                (solution.name, None),
-            ),
-        },
+    return pages.group_detail(
+        request, group, "batchjobs/solution_detail.html", solution, ("Solutions and recipes", "solutions"),
+        solution=solution, recipe=recipe_or_none(solution.recipe_arn), versions=page, page=page, sorting=sorting,
+        cli=static_cli(request, "create-solution-version", {"solutionArn": solution.arn}),
     )
 
 

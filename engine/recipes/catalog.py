@@ -111,11 +111,11 @@ class RecipeSpec:
     ----------
     name : str
         e.g. ``"aws-user-personalization"``.
-    arn : str
-        ``arn:aws:personalize:::recipe/<name>``.
+    arn, algorithm_arn : str
+        ``arn:aws:personalize:::recipe/<name>``, ``arn:aws:personalize:::algorithm/<name>``.
     recipe_type : str
         The service's recipeType: USER_PERSONALIZATION, PERSONALIZED_RANKING, RELATED_ITEMS or USER_SEGMENTATION.
-    algorithm_arn, feature_transformation_arn : str
+    feature_transformation_arn : str
     description : str
     hyperparameters : tuple of HyperParameter
     has_scores : bool
@@ -129,7 +129,6 @@ class RecipeSpec:
 
     name: str
     recipe_type: str
-    algorithm_arn: str
     feature_transformation_arn: str
     description: str
     hyperparameters: tuple[HyperParameter, ...] = field(default_factory=tuple)
@@ -137,9 +136,11 @@ class RecipeSpec:
     legacy: bool = False
     batch_input: str = ""
     arn: str = field(init=False)
+    algorithm_arn: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arn", f"arn:aws:personalize:::recipe/{self.name}")
+        object.__setattr__(self, "algorithm_arn", f"arn:aws:personalize:::algorithm/{self.name}")
 
     @property
     def input_kind(self) -> str:
@@ -185,7 +186,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-user-personalization",
             recipe_type=USER_PERSONALIZATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-user-personalization",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/user-personalization",
             description=(
                 "Recommends items for a user from their interaction history (implicit-feedback matrix "
@@ -198,7 +198,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-personalized-ranking",
             recipe_type=PERSONALIZED_RANKING,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-personalized-ranking",
             feature_transformation_arn=_UP_FT,
             description=(
                 "Re-ranks a list of up to 500 items (itemList) for a user. Scores are a softmax over the "
@@ -209,7 +208,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-sims",
             recipe_type=RELATED_ITEMS,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-sims",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/sims",
             description=(
                 "Item-to-item similarities from co-occurrence in user histories; unknown or too sparse "
@@ -228,7 +226,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-item-affinity",
             recipe_type=USER_SEGMENTATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-item-affinity",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/item-affinity",
             description=(
                 "User segmentation for batch segment jobs: for each item, the users most likely to interact "
@@ -241,7 +238,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-item-attribute-affinity",
             recipe_type=USER_SEGMENTATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-item-attribute-affinity",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/item-attribute-affinity",
             description=(
                 "User segmentation for batch segment jobs: for each item-attribute query such as "
@@ -256,7 +252,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-popularity-count",
             recipe_type=USER_PERSONALIZATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-popularity-count",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/sims",
             description=(
                 "Recommends the items with the most unique users, the same list for every input line "
@@ -268,7 +263,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-hrnn",
             recipe_type=USER_PERSONALIZATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn",
             feature_transformation_arn=_UP_FT,
             description="Legacy: the user-personalization model from interactions only (hidden dimension 43).",
             hyperparameters=_sequence_params(43),
@@ -277,7 +271,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-hrnn-metadata",
             recipe_type=USER_PERSONALIZATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn-metadata",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/featurize_metadata",
             description=(
                 "Legacy: aws-hrnn that also uses Items and Users metadata where available: users with few "
@@ -290,7 +283,6 @@ RECIPES: dict[str, RecipeSpec] = {
         RecipeSpec(
             name="aws-hrnn-coldstart",
             recipe_type=USER_PERSONALIZATION,
-            algorithm_arn="arn:aws:personalize:::algorithm/aws-hrnn-coldstart",
             feature_transformation_arn="arn:aws:personalize:::feature-transformation/featurize_coldstart",
             description=(
                 "Legacy: aws-hrnn-metadata that also recommends cold items (few interactions, recently "

@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -443,27 +443,10 @@ def active_user_segments(split: SegmentSplit, k: int) -> list[list[str]]:
     return out
 
 
-def evaluate_segments(
-    recipe_arn: str,
-    hyperparameters: Mapping[str, str] | None,
-    interactions: Interactions,
-    items: Items | None = None,
-    users: Users | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Train a USER_SEGMENTATION recipe on the service's 80/20 split and compute the service's segment metrics.
-
-    Parameters
-    ----------
-    recipe_arn : str
-        Recipe ARN or name (``aws-item-affinity``).
-    hyperparameters : mapping of str to str, or None
-        ``algorithmHyperParameters`` as the API sends them.
-    interactions : Interactions
-    items, users : optional
-        Passed to ``fit``.
-    seed : int, default 0
-        Seed of the model.
+def evaluate_segments(fit: Callable[[Interactions], Any], interactions: Interactions, seed: int = 0) -> dict[str, Any]:
+    """The service's segment metrics of a USER_SEGMENTATION recipe, for :func:`engine.metrics.evaluate_recipe`
+    (which gives the recipe, its hyperparameters and the seed as ``fit``): the model ``fit(train)`` returns,
+    trained on the oldest 80% of each user's interactions, against the newest 20%.
 
     Returns
     -------
@@ -478,8 +461,6 @@ def evaluate_segments(
 
         Both metric maps are empty when no item of the newest 20% also appears in the oldest 80%.
     """
-    from engine.recipes import make_model
-
     split = segment_split(interactions)
     k = segment_k(split.n_users)
     protocol = {
@@ -492,9 +473,7 @@ def evaluate_segments(
     }
     if not split.items:
         return {"metrics": {}, "baseline": {}, "chance": {}, "protocol": protocol}
-    model = make_model(recipe_arn, hyperparameters or {}, random_state=seed)
-    model.fit(split.train, items=items, users=users)
-    segments = model.recommend_users(split.items, k)
+    segments = fit(split.train).recommend_users(split.items, k)
     return {
         "metrics": segment_metrics(segments, split.truths, k, split.n_users),
         "baseline": segment_metrics(active_user_segments(split, k), split.truths, k, split.n_users),

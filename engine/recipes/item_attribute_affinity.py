@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.datasets import Interactions, Items, Users
+from engine.filters import ListSyntaxError, scan_list
 from engine.recipes.catalog import get_recipe
 from engine.recipes.item_affinity import _SCORE_BLOCK_ELEMENTS, MAX_SEGMENT_USERS, ItemAffinity
 from engine.recipes.metadata import attribute_tokens
@@ -58,26 +59,19 @@ def parse_item_attributes(text: str) -> list[tuple[str, str]]:
     >>> parse_item_attributes('ITEMS.price = 10 and items.brand = "A \\\\"B\\\\""')
     [('PRICE', '10'), ('BRAND', 'A "B"')]
     """
-    conditions = []
-    pos = 0
-    while True:
-        m = _CONDITION_RE.match(text, pos)
-        if m is None:
-            raise AttributeQueryError(
-                f"Invalid itemAttributes at position {pos}: expected ITEMS.<column> = \"<value>\" "
-                f'(conditions joined by AND), e.g. ITEMS.genres = "Comedy"'
-            )
-        value = m["string"] if m["string"] is not None else m["number"]
-        conditions.append((m["column"].upper(), _UNESCAPE_RE.sub(r"\1", value) if m["string"] is not None else value))
-        pos = m.end()
-        if pos == len(text):
-            return conditions
-        joiner = _AND_RE.match(text, pos)
-        if joiner is None:
-            raise AttributeQueryError(
-                f"Invalid itemAttributes at position {pos}: only AND may join conditions (and = compare)"
-            )
-        pos = joiner.end()
+    try:
+        matches = scan_list(text, _CONDITION_RE, _AND_RE)
+    except ListSyntaxError as exc:
+        where = f"Invalid itemAttributes at position {exc.position}"
+        if exc.separator:
+            raise AttributeQueryError(f"{where}: only AND may join conditions (and = compare)") from None
+        raise AttributeQueryError(
+            f'{where}: expected ITEMS.<column> = "<value>" (conditions joined by AND), e.g. ITEMS.genres = "Comedy"'
+        ) from None
+    return [
+        (m["column"].upper(), _UNESCAPE_RE.sub(r"\1", m["string"]) if m["string"] is not None else m["number"])
+        for m in matches
+    ]
 
 
 def attribute_segment_line(query: dict, users: Sequence[str]) -> bytes:

@@ -2,6 +2,10 @@
 
 import datetime as dt
 import json
+import os
+import shutil
+import sys
+from pathlib import Path
 from unittest import mock
 
 import requests
@@ -10,6 +14,21 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 REGION = "us-east-1"
+# The AWS CLI of the venv that runs the tests, else one on the PATH.
+AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+
+
+def aws_cli_env(key, tmp_path) -> dict[str, str]:
+    """The environment of an AWS CLI run as `key`: none of the machine's own AWS settings, no retries."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": key.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_MAX_ATTEMPTS": "1",
+    }
 
 
 def signed_post(url, key_id, secret, target, body=b"{}", *, at=None, service="personalize", headers=None):

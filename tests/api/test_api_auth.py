@@ -16,7 +16,10 @@ TARGET = "AmazonPersonalize.CreateDatasetGroup"
 BODY = b'{"name": "never-created"}'
 
 
-def _code(excinfo) -> tuple[int, str, str]:
+def _refusal(call, **params) -> tuple[int, str, str]:
+    """The HTTP status, error code and message with which the API refuses `call(**params)`."""
+    with pytest.raises(ClientError) as excinfo:
+        call(**params)
     error = excinfo.value.response
     return error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"], error["Error"]["Message"]
 
@@ -45,12 +48,8 @@ def test_missing_authentication(api_url):
 
 def test_unknown_key(make_client):
     client = make_client("AKIAUNKNOWNUNKNOWN00", "secret")
-    with pytest.raises(ClientError) as excinfo:
-        client.create_dataset_group(name="never-created")
-    assert _code(excinfo) == (
-        403,
-        "UnrecognizedClientException",
-        "The security token included in the request is invalid.",
+    assert _refusal(client.create_dataset_group, name="never-created") == (
+        403, "UnrecognizedClientException", "The security token included in the request is invalid."
     )
     assert not DatasetGroup.objects.exists()
 
@@ -58,17 +57,13 @@ def test_unknown_key(make_client):
 def test_revoked_key(make_client, admin_key):
     AccessKey.objects.filter(pk=admin_key.pk).update(is_active=False)
     client = make_client(admin_key.access_key_id, admin_key.secret_access_key)
-    with pytest.raises(ClientError) as excinfo:
-        client.create_dataset_group(name="never-created")
-    assert _code(excinfo)[:2] == (403, "UnrecognizedClientException")
+    assert _refusal(client.create_dataset_group, name="never-created")[:2] == (403, "UnrecognizedClientException")
     assert not DatasetGroup.objects.exists()
 
 
 def test_wrong_secret(make_client, admin_key):
     client = make_client(admin_key.access_key_id, admin_key.secret_access_key + "x")
-    with pytest.raises(ClientError) as excinfo:
-        client.create_dataset_group(name="never-created")
-    status, code, message = _code(excinfo)
+    status, code, message = _refusal(client.create_dataset_group, name="never-created")
     assert (status, code) == (403, "InvalidSignatureException")
     assert message.startswith("The request signature we calculated does not match the signature you provided.")
     assert not DatasetGroup.objects.exists()
@@ -164,17 +159,15 @@ def test_read_only_user_can_list_but_not_create(make_client, django_user_model, 
     key = AccessKey.issue(reader)
     client = make_client(key.access_key_id, key.secret_access_key)
     assert [g["name"] for g in client.list_dataset_groups()["datasetGroups"]] == ["visible"]
-    with pytest.raises(ClientError) as excinfo:
-        client.create_dataset_group(name="refused")
-    assert _code(excinfo) == (
+    assert _refusal(client.create_dataset_group, name="refused") == (
         403,
         "AccessDeniedException",
         "User: arn:aws:iam::000000000000:user/reader is not authorized to perform: personalize:CreateDatasetGroup",
     )
     arn = personalize.list_dataset_groups()["datasetGroups"][0]["datasetGroupArn"]
-    with pytest.raises(ClientError) as excinfo:
-        client.tag_resource(resourceArn=arn, tags=[{"tagKey": "k", "tagValue": "v"}])
-    assert _code(excinfo)[1] == "AccessDeniedException"
+    assert _refusal(client.tag_resource, resourceArn=arn, tags=[{"tagKey": "k", "tagValue": "v"}])[1] == (
+        "AccessDeniedException"
+    )
     assert list(DatasetGroup.objects.values_list("name", flat=True)) == ["visible"]
 
 

@@ -1,30 +1,17 @@
 """The AWS CLI, unchanged apart from --endpoint-url, against the live server."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from batchjobs.models import DatasetGroup
-
-AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+from tests.api.support import AWS, aws_cli_env
 
 
 @pytest.mark.skipif(AWS is None, reason="awscli is not installed (pip install awscli into the venv)")
 def test_aws_cli(api_url, admin_key, tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "AWS_ACCESS_KEY_ID": admin_key.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": admin_key.secret_access_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_MAX_ATTEMPTS": "1",
-    }
+    env = aws_cli_env(admin_key, tmp_path)
 
     def aws(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

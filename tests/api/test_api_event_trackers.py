@@ -3,12 +3,8 @@ server, and real-time updates: a user's events change that user's next recommend
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -18,10 +14,8 @@ from botocore.config import Config
 from batchjobs import tasks
 from batchjobs.models import BatchInferenceJob, SolutionVersion
 from batchjobs.models.event_trackers import TrackedEvent, TrainingEvents
-from tests.api.support import REGION
+from tests.api.support import AWS, REGION, aws_cli_env
 from tests.helpers import run_queued_jobs, write_lines
-
-AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
 
 
 def _client(live_server, admin_key, service: str, path: str):
@@ -209,12 +203,7 @@ def test_put_events_changes_that_users_next_recommendations(personalize, events,
 @pytest.mark.skipif(AWS is None, reason="awscli is not installed (pip install awscli into the venv)")
 def test_aws_cli_put_events(live_server, admin_key, personalize, demo_world, tmp_path):
     tracking_id = personalize.create_event_tracker(name="t", datasetGroupArn=demo_world["group"].arn)["trackingId"]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "AWS_ACCESS_KEY_ID": admin_key.access_key_id, "AWS_SECRET_ACCESS_KEY": admin_key.secret_access_key,
-        "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"), "AWS_MAX_ATTEMPTS": "1",
-    }
+    env = aws_cli_env(admin_key, tmp_path)
     event_list = json.dumps([{"eventType": "click", "itemId": "i9", "sentAt": 1767225600}])
     done = subprocess.run(
         [AWS, "personalize-events", "put-events", "--tracking-id", tracking_id, "--user-id", "cli-user",

@@ -3,21 +3,17 @@ paginators, errors, and a filtered batch inference job and a segment job end to 
 
 import datetime as dt
 import json
-import os
 import shlex
-import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from batchjobs.models import AccessKey, Filter
+from tests.api.support import AWS, aws_cli_env
 from tests.helpers import read_output, run_queued_jobs, write_lines
 
-AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
 GENRE_FILTER = "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)"
 WATCHED_FILTER = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")'
 USER_FILTER = 'INCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("watch")'
@@ -287,15 +283,7 @@ def test_segment_job_errors(personalize, demo_world, trained_version):
 def test_the_consoles_create_filter_command_runs_in_the_aws_cli(api_url, admin_key, demo_world, tmp_path):
     from batchjobs.cli_snippets import cli_text
 
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "AWS_ACCESS_KEY_ID": admin_key.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": admin_key.secret_access_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_MAX_ATTEMPTS": "1",
-    }
+    env = aws_cli_env(admin_key, tmp_path)
     params = {"name": "from-cli", "datasetGroupArn": demo_world["group"].arn, "filterExpression": WATCHED_FILTER}
     command = cli_text("create-filter", params, api_url).replace("aws ", shlex.quote(AWS) + " ", 1)
     created = subprocess.run(command + " --output json", shell=True, env=env, capture_output=True, text=True,

@@ -2,35 +2,32 @@
 django-rq's dashboard from the job pages."""
 
 import pytest
+from django.apps import apps
 from django.urls import reverse
 
 from batchjobs.models import (
     AccessKey,
-    BatchInferenceJob,
-    BatchSegmentJob,
     BatchShard,
-    Dataset,
+    Campaign,
     DatasetExportJob,
-    DatasetGroup,
     DatasetImportJob,
+    EventTracker,
     Filter,
-    Role,
-    Schema,
-    Solution,
-    SolutionVersion,
-    StatusTransition,
+    TrackedEvent,
+    TrainingEvents,
 )
 from console.models import LoginFailure
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [Role, DatasetGroup, Schema, Dataset, DatasetImportJob, DatasetExportJob, Solution, SolutionVersion,
-          BatchInferenceJob, BatchSegmentJob, BatchShard, Filter, AccessKey, StatusTransition, LoginFailure]
+# Every model of the two apps: test_it_registers_every_model checks that the admin has each.
+MODELS = [model for app_label in ("batchjobs", "console") for model in apps.get_app_config(app_label).get_models()]
 
 
 @pytest.fixture
 def admin_world(admin_client, admin_user):
+    """A row of every model."""
     group = factories.make_group()
     role = factories.make_role()
     dataset = factories.make_dataset(group)
@@ -43,6 +40,11 @@ def admin_world(admin_client, admin_user):
                               output_uri="s3://bucket/out/a.json.0")
     Filter.objects.create(name="unwatched", arn="arn:aws:personalize:::filter/unwatched", dataset_group=group,
                           filter_expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")')
+    Campaign.create_validated("shop", version.arn)
+    tracker = EventTracker.create_validated("tracker", group.arn)
+    TrackedEvent.objects.create(dataset_group=group, tracker=tracker, user_id="u1", session_id="s1", item_id="i1",
+                                event_id="e1", event_type="watch", timestamp=1700000000)
+    TrainingEvents.objects.create(version=version, last_event_id=1)
     LoginFailure.objects.create(username="eve", address="192.0.2.1")
     key = AccessKey.issue(admin_user)
     return {"client": admin_client, "job": job, "key": key, "group": group}
@@ -89,12 +91,10 @@ def test_it_never_shows_an_access_key_secret(admin_world):
 
 
 def test_it_registers_every_model():
-    from django.apps import apps
     from django.contrib import admin
 
-    for app_label in ("batchjobs", "console"):
-        for model in apps.get_app_config(app_label).get_models():
-            assert admin.site.is_registered(model), model.__name__
+    for model in MODELS:
+        assert admin.site.is_registered(model), model.__name__
 
 
 def test_it_links_the_job_pages_to_the_queue_dashboard(admin_world):

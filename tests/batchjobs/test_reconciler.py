@@ -25,6 +25,15 @@ def reconcile_twice() -> dict[str, int]:
     return {key: first[key] + later[key] for key in first}
 
 
+def assert_requeued_and_run(job) -> None:
+    """A job on no queue is enqueued again by the round after the one that noticed it, then runs."""
+    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
+    assert reconcile_twice()["requeued"] == 1
+    run_queued_jobs("batch")
+    job.refresh_from_db()
+    assert job.status == Status.ACTIVE
+
+
 @pytest.fixture
 def job(demo_world, trained_version):
     version = trained_version("aws-popularity-count")
@@ -100,11 +109,7 @@ def test_a_pending_job_the_queue_lost_is_enqueued_again(job, redis_url):
 
     redis.Redis.from_url(redis_url).flushdb()  # Redis restarted and forgot the queue
     assert not is_queued("batch", job.rq_job_id)
-    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile_twice()["requeued"] == 1
-    run_queued_jobs("batch")
-    job.refresh_from_db()
-    assert job.status == Status.ACTIVE
+    assert_requeued_and_run(job)
 
 
 def test_a_second_redis_restart_does_not_start_a_lost_jobs_wait_over(job, redis_url):
@@ -221,11 +226,7 @@ def test_a_submit_while_redis_is_down_leaves_the_job_for_the_reconciler(
         )
     assert len(callbacks) == 1  # the enqueue ran, met the outage, and did not raise into the request
     assert job.status == Status.CREATE_PENDING and not is_queued("batch", job.rq_job_id)
-    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile_twice()["requeued"] == 1
-    run_queued_jobs("batch")
-    job.refresh_from_db()
-    assert job.status == Status.ACTIVE
+    assert_requeued_and_run(job)
 
 
 def test_a_pending_job_taken_by_a_worker_that_died_before_starting_it_is_enqueued_again(job, redis_url):
@@ -239,11 +240,7 @@ def test_a_pending_job_taken_by_a_worker_that_died_before_starting_it_is_enqueue
     rq_job = Job.fetch(job.rq_job_id, connection=django_rq.get_connection("batch"))
     django_rq.get_queue("batch").remove(rq_job)
     rq_job.set_status(JobStatus.STARTED)
-    assert reconcile()["requeued"] == 0  # noticed, not yet trusted: a worker may have just taken it
-    assert reconcile_twice()["requeued"] == 1
-    run_queued_jobs("batch")
-    job.refresh_from_db()
-    assert job.status == Status.ACTIVE
+    assert_requeued_and_run(job)
 
 
 def test_a_job_handed_to_a_connection_nobody_reads_is_enqueued_again(job, redis_url):

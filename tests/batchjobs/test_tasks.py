@@ -38,29 +38,29 @@ def test_an_import_reads_the_csv_and_records_the_count(demo_world):
     assert dataset.import_jobs.get().status == "ACTIVE"
 
 
-def test_an_import_with_missing_columns_fails_with_the_services_text(
-    demo_world, django_capture_on_commit_callbacks
+@pytest.mark.parametrize(
+    ("uri", "body", "reasons"),
+    [
+        (
+            "s3://bucket/bad.csv", b"USER_ID,ITEM_ID\nu1,i1\n",
+            ["Input CSV is missing the following columns:[TIMESTAMP]"],
+        ),
+        # The role reads s3://bucket/ only.
+        ("s3://other-bucket/x.csv", b"USER_ID,ITEM_ID,TIMESTAMP\n", ["s3:ListBucket", "s3://other-bucket/x.csv"]),
+    ],
+    ids=["missing-columns", "unreadable-path"],
+)
+def test_an_import_that_cannot_load_its_file_fails_with_the_services_text(
+    demo_world, django_capture_on_commit_callbacks, uri, body, reasons
 ):
-    storage = demo_world["storage"]
-    storage.write_bytes("s3://bucket/bad.csv", b"USER_ID,ITEM_ID\nu1,i1\n")
+    demo_world["storage"].write_bytes(uri, body)
     dataset = demo_world["group"].dataset("INTERACTIONS")
     with django_capture_on_commit_callbacks(execute=True):
-        job = DatasetImportJob.create_validated("bad-import", dataset.arn, "s3://bucket/bad.csv")
+        job = DatasetImportJob.create_validated("failing-import", dataset.arn, uri)
     run_queued_jobs("training")
     job.refresh_from_db()
     assert job.status == "CREATE FAILED"
-    assert "Input CSV is missing the following columns:[TIMESTAMP]" in job.failure_reason
-
-
-def test_an_import_from_a_path_the_role_cannot_read_fails(demo_world, django_capture_on_commit_callbacks):
-    demo_world["storage"].write_bytes("s3://other-bucket/x.csv", b"USER_ID,ITEM_ID,TIMESTAMP\n")
-    dataset = demo_world["group"].dataset("INTERACTIONS")
-    with django_capture_on_commit_callbacks(execute=True):
-        job = DatasetImportJob.create_validated("denied-import", dataset.arn, "s3://other-bucket/x.csv")
-    run_queued_jobs("training")
-    job.refresh_from_db()
-    assert job.status == "CREATE FAILED"
-    assert "s3:ListBucket" in job.failure_reason and "s3://other-bucket/x.csv" in job.failure_reason
+    assert all(reason in job.failure_reason for reason in reasons), job.failure_reason
 
 
 @pytest.mark.parametrize("recipe", ["aws-user-personalization", "aws-popularity-count"])

@@ -119,3 +119,16 @@ def sign_in(page, username: str = "wendy", password: str = "a long enough passwo
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/dataset-groups/")
+
+
+@pytest.fixture
+def signed_in_writer(page, writer):
+    """The test's page signed in as the writer."""
+    sign_in(page)
+
+
+def expect(*args, **kwargs):
+    """Playwright's expect, imported when a test runs (collection must not need playwright)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(*args, **kwargs)

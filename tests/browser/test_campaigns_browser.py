@@ -5,21 +5,14 @@ import re
 
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
-
-
-def test_create_a_campaign_and_test_its_results(page, shot, writer, trained_version, demo_world):
+def test_create_a_campaign_and_test_its_results(page, signed_in_writer, shot, trained_version, demo_world):
     version = trained_version("aws-user-personalization")
     group_pk = demo_world["group"].pk
-    sign_in(page)
     page.goto(f"/dataset-groups/{group_pk}/")
     page.get_by_role("link", name="Campaigns", exact=True).click()
     expect(page.get_by_text("No campaigns yet")).to_be_visible()

@@ -11,18 +11,12 @@ from batchjobs.demo import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
 from batchjobs.models import BatchInferenceJob, Role
 from batchjobs.storage import object_storage
 from engine import synthetic
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import expect, sign_in
 from tests.helpers import write_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ACTIVE_TIMEOUT = 120_000
-
-
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
 
 
 def _import(page, group_pk: int, dataset_type: str, name: str, schema: dict, location: str, role: Role, shot=None):
@@ -137,14 +131,15 @@ def test_a_user_imports_trains_and_runs_a_batch_job_watching_it_live(page, shot,
     shot(page, "job-list")
 
 
-def test_the_list_page_updates_a_running_job_without_reloading(page, shot, writer, trained_version, demo_world):
+def test_the_list_page_updates_a_running_job_without_reloading(
+    page, signed_in_writer, shot, trained_version, demo_world
+):
     version = trained_version("aws-user-personalization", hidden_dimension=32)
     write_lines(object_storage(), "s3://bucket/in/users.json", [json.dumps({"userId": "u"})])
     job = BatchInferenceJob.create_validated(
         "list-live-job", version.arn, "s3://bucket/in/users.json", "s3://bucket/out/", demo_world["role"].arn
     )
     group_pk = demo_world["group"].pk
-    sign_in(page)
     page.goto(f"/dataset-groups/{group_pk}/batch-inference-jobs/")
     row = page.locator(f'tr[data-job-id="{job.pk}"]')
     expect(row.locator('[data-live="badge"]')).to_have_text(re.compile("Create pending"))
@@ -162,7 +157,7 @@ def test_the_list_page_updates_a_running_job_without_reloading(page, shot, write
     assert page.evaluate("window.__sameDocument === true")
 
 
-def test_the_job_form_shows_its_errors_inline(page, shot, workers, writer, trained_version, demo_world):
+def test_the_job_form_shows_its_errors_inline(page, signed_in_writer, shot, workers, trained_version, demo_world):
     version = trained_version("aws-user-personalization", hidden_dimension=32)
     group_pk = demo_world["group"].pk
     storage = demo_world["storage"]
@@ -172,7 +167,6 @@ def test_the_job_form_shows_its_errors_inline(page, shot, workers, writer, train
     BatchInferenceJob.create_validated(
         "taken-name", version.arn, "s3://bucket/in/items.json", "s3://bucket/out/other/", demo_world["role"].arn
     )
-    sign_in(page)
     create = f"/dataset-groups/{group_pk}/batch-inference-jobs/create/"
 
     # Missing fields.

@@ -9,22 +9,15 @@ import pytest
 from batchjobs import tasks
 from batchjobs.models import BatchSegmentJob, Filter
 from batchjobs.storage import object_storage
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import expect
 from tests.helpers import write_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
-
-
-def test_filters_and_a_segment_job(page, shot, writer, trained_version, demo_world):
+def test_filters_and_a_segment_job(page, signed_in_writer, shot, trained_version, demo_world):
     version = trained_version("aws-item-affinity")
     group_pk = demo_world["group"].pk
-    sign_in(page)
 
     page.goto(f"/dataset-groups/{group_pk}/filters/")
     page.get_by_role("link", name="Create filter").first.click()

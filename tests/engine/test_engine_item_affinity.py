@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from engine.artifacts import load_model, save_model
+from engine.metrics import evaluate_recipe
 from engine.recipes import ItemAffinity, get_recipe, input_kind, make_model
 from engine.recipes.catalog import HyperParameterError, validate_hyperparameters
 from engine.recipes.item_affinity import (
     active_user_segments,
     chance_metrics,
-    evaluate_segments,
     segment_k,
     segment_metrics,
     segment_output_line,
@@ -154,7 +154,7 @@ def test_segment_split_holds_out_each_users_newest_fifth():
     assert active_user_segments(split, 1) == [["u2"], ["u1"], ["u1"]]
 
 
-def test_evaluate_segments_beats_chance_on_block_data():
+def test_segment_metrics_beat_chance_on_block_data():
     rows = []
     t = 0
     for block in "ab":
@@ -165,7 +165,7 @@ def test_evaluate_segments_beats_chance_on_block_data():
                     continue
                 t += 1
                 rows.append((f"{block}{u}", f"{block.upper()}{i}", t))
-    result = evaluate_segments("aws-item-affinity", {"hidden_dimension": "32"}, make_interactions(rows))
+    result = evaluate_recipe("aws-item-affinity", {"hidden_dimension": "32"}, make_interactions(rows))
     assert set(result) == {"metrics", "baseline", "chance", "protocol"}
     assert result["protocol"]["k"] == 1 and result["protocol"]["query_items"] > 0
     assert result["metrics"]["hits_at_1_percent"] > 2 * result["chance"]["hits_at_1_percent"]

@@ -50,6 +50,17 @@ def _populate(storage, bucket="bucket"):
         storage.write_bytes(f"s3://{bucket}/{key}", key.encode())
 
 
+def _assert_lists_by_prefix(storage):
+    """S3's listing of what _populate wrote: a prefix matches any key it starts, not only whole folders."""
+    assert _keys(storage.list("s3://bucket/folder")) == [
+        "folder/a.json",
+        "folder/sub/b.json",
+        "folder_test/x.json",
+        "folderz",
+    ]
+    assert _keys(storage.list("s3://bucket/folder/")) == ["folder/a.json", "folder/sub/b.json"]
+
+
 def test_local_round_trip(local):
     local.write_bytes("s3://bucket/in/x.json", b"hello")
     assert local.read_bytes("s3://bucket/in/x.json") == b"hello"
@@ -71,13 +82,7 @@ def test_local_missing_objects_raise_object_not_found(local):
 
 def test_local_list_has_s3_prefix_semantics(local):
     _populate(local)
-    assert _keys(local.list("s3://bucket/folder")) == [
-        "folder/a.json",
-        "folder/sub/b.json",
-        "folder_test/x.json",
-        "folderz",
-    ]
-    assert _keys(local.list("s3://bucket/folder/")) == ["folder/a.json", "folder/sub/b.json"]
+    _assert_lists_by_prefix(local)
     assert _keys(local.list("s3://bucket/folder/a")) == ["folder/a.json"]
     assert len(local.list("s3://bucket")) == 5
     assert local.list("s3://bucket/missing/") == []
@@ -169,13 +174,7 @@ def s3(moto_endpoint):
 def test_s3_round_trip_and_prefix_semantics(s3):
     _populate(s3)
     s3.client.put_object(Bucket="bucket", Key="folder/placeholder/", Body=b"")
-    assert _keys(s3.list("s3://bucket/folder")) == [
-        "folder/a.json",
-        "folder/sub/b.json",
-        "folder_test/x.json",
-        "folderz",
-    ]
-    assert _keys(s3.list("s3://bucket/folder/")) == ["folder/a.json", "folder/sub/b.json"]
+    _assert_lists_by_prefix(s3)
     assert s3.read_bytes("s3://bucket/folder/a.json") == b"folder/a.json"
     assert s3.size("s3://bucket/folder/a.json") == len(b"folder/a.json")
     assert s3.exists("s3://bucket/folder/a.json")

@@ -16,22 +16,12 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from django.apps import apps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchjobs import api, validation
-from batchjobs.models import (
-    AccessKey,
-    BatchInferenceJob,
-    Dataset,
-    DatasetGroup,
-    DatasetImportJob,
-    Filter,
-    Role,
-    Schema,
-    Solution,
-    SolutionVersion,
-)
+from batchjobs.models import AccessKey, BatchInferenceJob, Filter
 from engine.recipes import RECIPES
 from tests import factories
 from tests.helpers import property_examples
@@ -108,9 +98,9 @@ def _params_strategy(operation: str, arns: tuple[str, ...]):
 def _known_arns() -> list[str]:
     arns = [spec.arn for spec in RECIPES.values()] + [spec.algorithm_arn for spec in RECIPES.values()]
     arns += [spec.feature_transformation_arn for spec in RECIPES.values()]
-    for model in (DatasetGroup, Schema, Dataset, DatasetImportJob, Solution, SolutionVersion, Filter,
-                  BatchInferenceJob, Role):
-        arns += list(model.objects.values_list("arn", flat=True)[:5])
+    for model in apps.get_app_config("batchjobs").get_models():
+        if any(field.name == "arn" for field in model._meta.fields):
+            arns += list(model.objects.values_list("arn", flat=True)[:5])
     return arns
 
 
