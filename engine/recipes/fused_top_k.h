@@ -29,8 +29,7 @@
 
 typedef float fk_v8 __attribute__((vector_size(32), aligned(4)));
 typedef int32_t fk_v8i __attribute__((vector_size(32), aligned(4)));
-/* One panel's scores. Where the CPU has no 512-bit registers the compiler splits these into halves or
- * quarters, lane for lane the same arithmetic. */
+/* One panel's scores, in one register of the AVX-512 build (only that build uses them). */
 typedef float fk_v16 __attribute__((vector_size(64), aligned(4)));
 typedef int32_t fk_v16i __attribute__((vector_size(64), aligned(4)));
 
@@ -319,8 +318,7 @@ FK_INLINE void fk_row(const fk_job *job, int64_t row, float *x, int64_t j0, int6
 static inline size_t fk_round64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* `wide`: the AVX-512 register tile (a constant: each build compiles one of the two). */
-FK_INLINE int fk_run_rows(const fk_job *job, int64_t row0, int64_t row1,
-                                                             int wide) {
+FK_INLINE int fk_run_rows(const fk_job *job, int64_t row0, int64_t row1, int wide) {
     const int64_t dim = job->dim, tile = job->tile_items, mr = wide ? FK_MR_WIDE : FK_MR;
     const int64_t block_groups = (FK_USER_BLOCK + mr - 1) / mr;
     float *a = aligned_alloc(64, fk_round64(block_groups * mr * dim * sizeof(float)));
@@ -392,16 +390,22 @@ FK_INLINE int fk_run_body_wide(const fk_job *job, int64_t row0, int64_t row1) {
  * machine by lowering it). */
 static int fk_variant_cap = 2;
 
-/* Which build of the kernels this CPU runs: "avx512", "avx2" or "baseline". The AVX-512 build needs
- * AVX-512F beside AVX2 and FMA. */
-static const char *fk_variant(void) {
+/* Which build of the kernels this CPU runs, as a level (2 = AVX-512, 1 = AVX2, 0 = baseline) within the cap.
+ * The AVX-512 build needs AVX-512F beside AVX2 and FMA. */
+static int fk_level(void) {
+    int level = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (fk_variant_cap >= 2 && avx2 && __builtin_cpu_supports("avx512f")) return "avx512";
-    if (fk_variant_cap >= 1 && avx2) return "avx2";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = __builtin_cpu_supports("avx512f") ? 2 : 1;
 #endif
-    return "baseline";
+    return level < fk_variant_cap ? level : fk_variant_cap;
+}
+
+/* The name of that build: "avx512", "avx2" or "baseline". */
+static const char *fk_variant(void) {
+    static const char *const names[] = {"baseline", "avx2", "avx512"};
+    return names[fk_level()];
 }
 
 /* Defines `static int name(const job_type *job, int64_t row0, int64_t row1)` running `body` (an
@@ -414,7 +418,7 @@ static const char *fk_variant(void) {
     }                                                                                                         \
     static int name##_baseline(const job_type *job, int64_t r0, int64_t r1) { return body(job, r0, r1); }     \
     static int name(const job_type *job, int64_t r0, int64_t r1) {                                            \
-        return fk_variant()[0] == 'b' ? name##_baseline(job, r0, r1) : name##_avx2(job, r0, r1);              \
+        return fk_level() == 0 ? name##_baseline(job, r0, r1) : name##_avx2(job, r0, r1);                     \
     }
 #define FK_DISPATCHED_WIDE(name, job_type, body, wide_body)                                                   \
     FK_DISPATCHED(name##_narrow, job_type, body)                                                              \
@@ -423,7 +427,7 @@ static const char *fk_variant(void) {
         return wide_body(job, r0, r1);                                                                        \
     }                                                                                                         \
     static int name(const job_type *job, int64_t r0, int64_t r1) {                                            \
-        return fk_variant()[3] == '5' ? name##_avx512(job, r0, r1) : name##_narrow(job, r0, r1);              \
+        return fk_level() == 2 ? name##_avx512(job, r0, r1) : name##_narrow(job, r0, r1);                     \
     }
 #else
 #define FK_DISPATCHED(name, job_type, body) \
